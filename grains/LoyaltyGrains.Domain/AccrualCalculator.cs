@@ -1,0 +1,129 @@
+namespace LoyaltyGrains.Domain;
+
+/// <summary>One line of an accrual's explanation. Rule ids: "base", "category:&lt;name&gt;", "rounding", "campaign:&lt;id&gt;".</summary>
+public readonly record struct AccrualLine(string Rule, long AmountMinor, int RateBps = 0, string PartnerId = "")
+{
+    public const string BaseRule = "base";
+    public const string RoundingRule = "rounding";
+    public const string CategoryRulePrefix = "category:";
+
+    public bool IsCategoryLine => Rule.StartsWith(CategoryRulePrefix, StringComparison.Ordinal);
+}
+
+/// <summary>What a purchase is: the facts the rules look at.</summary>
+public readonly record struct PurchaseFacts(long AmountMinor, int Mcc, string MerchantId, DateTimeOffset OccurredAt);
+
+/// <summary>What the member brings to a purchase: tier, premium, the month's chosen categories and cap used so far.</summary>
+public readonly record struct MemberFacts(TierRule Tier, bool Premium, IReadOnlyCollection<string> ChosenCategories, long CategoryCapUsedMinor);
+
+/// <summary>The accrual for one purchase. Lines always sum to TotalMinor.</summary>
+public sealed record Accrual(long TotalMinor, AccrualLine[] Lines, string Category, long CategoryCapConsumedMinor, bool Excluded)
+{
+    public static Accrual None(string category, bool excluded) => new(0, [], category, 0, excluded);
+}
+
+/// <summary>
+/// Prices one purchase under a program version: exclusions, minimum purchase, tier base rate, the month's chosen
+/// categories under the monthly category cap, then rounding. Pure and deterministic; each rule is one step below,
+/// named as in docs/RULES.md.
+/// </summary>
+public static class AccrualCalculator
+{
+    public static Accrual Compute(ProgramConfig program, MccCatalogue catalogue, in PurchaseFacts purchase, in MemberFacts member)
+    {
+        var category = catalogue.CategoryOf(purchase.Mcc);
+        if (program.IsExcludedMcc(purchase.Mcc, catalogue)) return Accrual.None(category, excluded: true);
+        if (purchase.AmountMinor < member.Tier.MinPurchaseMinor) return Accrual.None(category, excluded: false);
+
+        var lines = new List<AccrualLine>(3);
+        var baseMinor = BaseRate(purchase, member, lines);
+        var categoryMinor = ChosenCategoryRate(program, category, baseMinor, purchase, member, lines);
+        Rounding(program.Rounding, lines);
+
+        long total = 0;
+        foreach (var line in lines) total += line.AmountMinor;
+        return new Accrual(total, [.. lines], category, categoryMinor, Excluded: false);
+    }
+
+    /// <summary>Rule "base": the tier's base rate on every eligible purchase.</summary>
+    private static long BaseRate(in PurchaseFacts purchase, in MemberFacts member, List<AccrualLine> lines)
+    {
+        var amount = Money.ApplyBps(purchase.AmountMinor, member.Tier.BaseRateBps);
+        if (amount != 0) lines.Add(new AccrualLine(AccrualLine.BaseRule, amount, member.Tier.BaseRateBps));
+        return amount;
+    }
+
+    /// <summary>
+    /// Rule "chosen category": a category the member chose for the purchase's month earns the category rate in
+    /// total; the part above base is category cashback and counts against the monthly category cap.
+    /// </summary>
+    private static long ChosenCategoryRate(ProgramConfig program, string category, long baseMinor, in PurchaseFacts purchase,
+        in MemberFacts member, List<AccrualLine> lines)
+    {
+        if (!member.ChosenCategories.Contains(category)) return 0;
+        var rateBps = program.CategoryRateBps(member.Tier, category);
+        var extraMinor = Money.ApplyBps(purchase.AmountMinor, rateBps) - baseMinor;
+        var headroomMinor = Math.Max(0, member.Tier.CategoryCapFor(member.Premium) - member.CategoryCapUsedMinor);
+        var grantedMinor = Math.Min(Math.Max(0, extraMinor), headroomMinor);
+        if (grantedMinor > 0)
+        {
+            lines.Add(new AccrualLine(AccrualLine.CategoryRulePrefix + category, grantedMinor, rateBps - member.Tier.BaseRateBps));
+        }
+        return grantedMinor;
+    }
+
+    /// <summary>Rule "rounding": T-Bank style floors each purchase's accrual to whole bonuses; the cut is its own line.</summary>
+    private static void Rounding(RoundingMode mode, List<AccrualLine> lines)
+    {
+        if (mode != RoundingMode.FloorWholeBonus) return;
+        long total = 0;
+        foreach (var line in lines) total += line.AmountMinor;
+        var cut = Money.FloorToWholeBonus(total) - total;
+        if (cut != 0) lines.Add(new AccrualLine(AccrualLine.RoundingRule, cut));
+    }
+
+    /// <summary>
+    /// Scales lines by numerator/denominator, each truncated; used for partial reversals and proportional refunds
+    /// so that cumulative parts add up exactly to the whole when numerator reaches denominator.
+    /// </summary>
+    public static AccrualLine[] Scale(IReadOnlyList<AccrualLine> lines, long numerator, long denominator)
+    {
+        var scaled = new AccrualLine[lines.Count];
+        for (var i = 0; i < lines.Count; i++)
+        {
+            scaled[i] = lines[i] with { AmountMinor = Money.Proportion(lines[i].AmountMinor, numerator, denominator) };
+        }
+        return scaled;
+    }
+
+    /// <summary>a − b, line by line (same rules in the same order), dropping zero lines.</summary>
+    public static AccrualLine[] Difference(IReadOnlyList<AccrualLine> a, IReadOnlyList<AccrualLine> b)
+    {
+        if (a.Count != b.Count) throw new ArgumentException("line sets differ in length", nameof(b));
+        var result = new List<AccrualLine>(a.Count);
+        for (var i = 0; i < a.Count; i++)
+        {
+            if (a[i].Rule != b[i].Rule) throw new ArgumentException($"line {i} rule '{a[i].Rule}' differs from '{b[i].Rule}'", nameof(b));
+            var delta = a[i].AmountMinor - b[i].AmountMinor;
+            if (delta != 0) result.Add(a[i] with { AmountMinor = delta });
+        }
+        return [.. result];
+    }
+
+    public static long Sum(IReadOnlyList<AccrualLine> lines)
+    {
+        long total = 0;
+        foreach (var line in lines) total += line.AmountMinor;
+        return total;
+    }
+
+    public static long CategorySum(IReadOnlyList<AccrualLine> lines)
+    {
+        long total = 0;
+        foreach (var line in lines)
+        {
+            if (line.IsCategoryLine) total += line.AmountMinor;
+        }
+        return total;
+    }
+}

@@ -1,0 +1,68 @@
+namespace LoyaltyGrains.Domain;
+
+public sealed record AuthorizeCommand(string TransactionId, string CardId, long AmountMinor, string Currency, int Mcc,
+    string MerchantId, DateTimeOffset OccurredAt);
+
+/// <summary>AuthorizationId empty (or unknown, with Mcc given) = force post.</summary>
+public sealed record CaptureCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor,
+    DateTimeOffset OccurredAt, int Mcc, string MerchantId, string Currency);
+
+/// <summary>AmountMinor 0 = the whole remaining authorized amount.</summary>
+public sealed record ReverseCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor, DateTimeOffset OccurredAt);
+
+public sealed record RefundCommand(string TransactionId, string OriginalTransactionId, string CardId, long AmountMinor, DateTimeOffset OccurredAt);
+
+public sealed record EnrollCommand(string MemberId, bool Premium, string ReferredBy, string TierId);
+
+public sealed record ChooseCategoriesCommand(MonthKey Month, IReadOnlyList<string> Categories);
+
+/// <summary>Why a command was refused; the gateway maps each to its gRPC status.</summary>
+public enum RejectionKind
+{
+    InvalidArgument = 1,
+    NotFound = 2,
+    AlreadyExists = 3,
+    FailedPrecondition = 4,
+}
+
+public sealed record Rejection(RejectionKind Kind, string Message);
+
+/// <summary>The result of a posting: ACCEPTED or DUPLICATE with the original figures.</summary>
+public sealed record PostingOutcome(string TransactionId, bool Duplicate, string MemberId, string CardId, long AccruedMinor,
+    long PendingAfterMinor, long AvailableAfterMinor, AccrualLine[] Breakdown)
+{
+    public static PostingOutcome From(LedgerEntry entry, bool duplicate) => new(entry.MessageId, duplicate, entry.MemberId,
+        entry.CardId, entry.AccruedMinor, entry.PendingAfterMinor, entry.AvailableAfterMinor, entry.Breakdown);
+}
+
+/// <summary>Stable 64-bit FNV-1a over a request's canonical fields (string.GetHashCode is per-process).</summary>
+public struct Fingerprint
+{
+    private const ulong Offset = 14695981039346656037UL;
+    private const ulong Prime = 1099511628211UL;
+    private ulong _hash;
+
+    public static Fingerprint Start(string kind) => new Fingerprint { _hash = Offset }.Add(kind);
+
+    public Fingerprint Add(string value)
+    {
+        foreach (var ch in value)
+        {
+            _hash = (_hash ^ (byte)ch) * Prime;
+            _hash = (_hash ^ (byte)(ch >> 8)) * Prime;
+        }
+        _hash = (_hash ^ 0xFF) * Prime; // field separator, so ("ab","c") differs from ("a","bc")
+        return this;
+    }
+
+    public Fingerprint Add(long value)
+    {
+        for (var i = 0; i < 8; i++)
+        {
+            _hash = (_hash ^ (byte)(value >> (i * 8))) * Prime;
+        }
+        return this;
+    }
+
+    public readonly long Value => unchecked((long)_hash);
+}

@@ -1,0 +1,581 @@
+namespace LoyaltyGrains.Domain;
+
+/// <summary>
+/// A member's accrual lifecycle (DESIGN.md section 3) as an event-sourced state machine. Each command is decided
+/// against the current state into ledger entries; Apply is the only way state changes, so replaying the ledger
+/// rebuilds exactly the same member. Pure: time and program come in as arguments.
+/// </summary>
+public sealed class MemberAccount
+{
+    private readonly List<LedgerEntry> _uncommitted = [];
+
+    public MemberAccount(string memberId) : this(new MemberState { MemberId = memberId })
+    {
+    }
+
+    public MemberAccount(MemberState state) => State = state;
+
+    public MemberState State { get; }
+
+    public string MemberId => State.MemberId;
+
+    /// <summary>Entries decided and applied by the last command, which the caller must commit before replying.</summary>
+    public IReadOnlyList<LedgerEntry> Uncommitted => _uncommitted;
+
+    public void ClearUncommitted() => _uncommitted.Clear();
+
+    public MonthState Month(int month) =>
+        State.Months.TryGetValue(month, out var state) ? state : State.Months[month] = new MonthState();
+
+    // ------------------------------------------------------------------ commands
+
+    public Result<MemberState> Enroll(EnrollCommand command, ProgramConfig program, DateTimeOffset now)
+    {
+        if (State.Enrolled)
+        {
+            var same = State.Premium == command.Premium && State.ReferredBy == command.ReferredBy
+                && (command.TierId.Length == 0 || command.TierId == State.TierId);
+            return same ? State : Fail(RejectionKind.AlreadyExists, $"member_id '{MemberId}' is already enrolled with other settings");
+        }
+        if (command.TierId.Length > 0 && program.FindTier(command.TierId) is null)
+        {
+            return Fail(RejectionKind.InvalidArgument, $"tier: '{command.TierId}' is not a tier of program version {program.Version}");
+        }
+        if (command.ReferredBy == MemberId) return Fail(RejectionKind.InvalidArgument, "referred_by: a member cannot refer itself");
+        var tier = command.TierId.Length > 0 ? command.TierId : program.EntryTier.TierId;
+        Record(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = "enroll:" + MemberId, Kind = EntryKind.Enroll, MemberId = MemberId,
+            OccurredAt = now, RecordedAt = now, PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            Detail = EnrollDetail(tier, command.Premium, command.ReferredBy),
+        });
+        return State;
+    }
+
+    public Result<PostingOutcome> Authorize(AuthorizeCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now)
+    {
+        var fingerprint = Fingerprint.Start("authorize").Add(command.CardId).Add(command.AmountMinor).Add(command.Currency)
+            .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
+        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (!State.Enrolled) return NotEnrolled();
+        ExpirePending(programs.Current, now);
+
+        var program = programs.At(command.OccurredAt);
+        if (!program.AcceptsCurrency(command.Currency))
+        {
+            return Fail(RejectionKind.InvalidArgument, $"currency: '{command.Currency}' is not accepted by the program");
+        }
+        if (State.Purchases.TryGetValue(command.TransactionId, out var existing))
+        {
+            // The purchase was force-posted before its authorization arrived: record it, earn nothing twice.
+            return Commit(new LedgerEntry
+            {
+                Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.AuthorizeLate, MemberId = MemberId,
+                CardId = command.CardId, PurchaseId = existing.PurchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
+                Category = existing.Category, MerchantId = command.MerchantId, Currency = command.Currency,
+                OccurredAt = command.OccurredAt, RecordedAt = now, Fingerprint = fingerprint,
+                PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            });
+        }
+
+        var month = program.MonthOf(command.OccurredAt);
+        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0);
+        var outcome = Commit(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Authorize, MemberId = MemberId,
+            CardId = command.CardId, PurchaseId = command.TransactionId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
+            Category = accrual.Category, MerchantId = command.MerchantId, Currency = command.Currency, OccurredAt = command.OccurredAt,
+            RecordedAt = now, Fingerprint = fingerprint, PendingDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
+            PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor,
+            PendingAfterMinor = State.PendingMinor + accrual.TotalMinor, AvailableAfterMinor = State.AvailableMinor,
+        });
+        ApplyParkedReversals(command.TransactionId, now);
+        return outcome;
+    }
+
+    public Result<PostingOutcome> Capture(CaptureCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now)
+    {
+        var fingerprint = Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor)
+            .Add(command.OccurredAt.UtcTicks).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
+        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (!State.Enrolled) return NotEnrolled();
+        ExpirePending(programs.Current, now);
+
+        if (command.AuthorizationId.Length == 0 || !State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
+        {
+            if (command.Mcc < 0)
+            {
+                return Fail(RejectionKind.NotFound,
+                    $"authorization_id: '{command.AuthorizationId}' is not known for this card; send mcc and merchant_id to force post");
+            }
+            return ForcePost(command, fingerprint, programs, catalogue, now);
+        }
+        if (purchase.CardId != command.CardId)
+        {
+            return Fail(RejectionKind.InvalidArgument, $"card_id: authorization '{purchase.PurchaseId}' was made on another card");
+        }
+        switch (purchase.State)
+        {
+            case PurchaseState.Reversed:
+                return Fail(RejectionKind.FailedPrecondition, $"authorization_id: '{purchase.PurchaseId}' was reversed; it cannot be captured");
+            case PurchaseState.Captured:
+                return Fail(RejectionKind.FailedPrecondition,
+                    $"authorization_id: '{purchase.PurchaseId}' was already captured by '{purchase.CaptureId}'; refund or post a new purchase");
+        }
+
+        var program = programs.At(purchase.OccurredAt);
+        if (purchase.State == PurchaseState.Pending)
+        {
+            var limitMinor = purchase.RemainingAuthorizedMinor + Money.ApplyBps(purchase.RemainingAuthorizedMinor, program.CaptureMarginBps);
+            if (command.AmountMinor > limitMinor)
+            {
+                return Fail(RejectionKind.FailedPrecondition,
+                    $"amount_minor: {command.AmountMinor} exceeds the authorized {purchase.RemainingAuthorizedMinor} plus the {program.CaptureMarginBps} bps capture margin");
+            }
+        }
+        // An expired authorization is still captured: the purchase happened, so the late clearing earns in full.
+        var month = new MonthKey(purchase.Month);
+        var accrual = Price(program, catalogue, command.AmountMinor, purchase.Mcc, purchase.MerchantId, purchase.OccurredAt, month,
+            purchase.CategoryReservedMinor);
+        var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
+        return Commit(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Capture, MemberId = MemberId,
+            CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
+            Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt,
+            RecordedAt = now, Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, AvailableDeltaMinor = accrual.TotalMinor,
+            Breakdown = accrual.Lines, PurchaseMonth = month.Value,
+            CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor, SpendDeltaMinor = command.AmountMinor,
+            PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
+        });
+    }
+
+    private Result<PostingOutcome> ForcePost(CaptureCommand command, long fingerprint, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now)
+    {
+        if (command.MerchantId.Length == 0) return Fail(RejectionKind.InvalidArgument, "merchant_id: required for a force post (capture without authorization)");
+        var program = programs.At(command.OccurredAt);
+        if (!program.AcceptsCurrency(command.Currency))
+        {
+            return Fail(RejectionKind.InvalidArgument, $"currency: '{command.Currency}' is not accepted by the program");
+        }
+        var purchaseId = command.AuthorizationId.Length > 0 ? command.AuthorizationId : command.TransactionId;
+        var month = program.MonthOf(command.OccurredAt);
+        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0);
+        return Commit(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ForcePost, MemberId = MemberId,
+            CardId = command.CardId, PurchaseId = purchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
+            Category = accrual.Category, MerchantId = command.MerchantId, Currency = command.Currency, OccurredAt = command.OccurredAt,
+            RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
+            PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor, SpendDeltaMinor = command.AmountMinor,
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
+        });
+    }
+
+    public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now)
+    {
+        var fingerprint = Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
+        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (!State.Enrolled) return NotEnrolled();
+        ExpirePending(programs.Current, now);
+
+        if (!State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
+        {
+            // The reversal overtook its authorization: record it now, apply it when the authorization arrives.
+            return Commit(new LedgerEntry
+            {
+                Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ReverseParked, MemberId = MemberId,
+                CardId = command.CardId, PurchaseId = command.AuthorizationId, AmountMinor = command.AmountMinor,
+                OccurredAt = command.OccurredAt, RecordedAt = now, Fingerprint = fingerprint,
+                PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            });
+        }
+        if (purchase.CardId != command.CardId)
+        {
+            return Fail(RejectionKind.InvalidArgument, $"card_id: authorization '{purchase.PurchaseId}' was made on another card");
+        }
+        switch (purchase.State)
+        {
+            case PurchaseState.Captured:
+                return Fail(RejectionKind.FailedPrecondition, $"authorization_id: '{purchase.PurchaseId}' is already captured; use Refund");
+            case PurchaseState.Reversed:
+                return Fail(RejectionKind.FailedPrecondition, $"authorization_id: '{purchase.PurchaseId}' is already fully reversed");
+            case PurchaseState.Expired:
+                return Fail(RejectionKind.FailedPrecondition, $"authorization_id: '{purchase.PurchaseId}' expired after the hold period; nothing is pending");
+        }
+        if (command.AmountMinor > purchase.RemainingAuthorizedMinor)
+        {
+            return Fail(RejectionKind.FailedPrecondition,
+                $"amount_minor: {command.AmountMinor} exceeds the remaining authorized {purchase.RemainingAuthorizedMinor}");
+        }
+        return Commit(ReversalEntry(purchase, command.TransactionId, EntryKind.Reverse, command.CardId, command.AmountMinor,
+            command.OccurredAt, now, fingerprint));
+    }
+
+    public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now)
+    {
+        var fingerprint = Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
+        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (!State.Enrolled) return NotEnrolled();
+        ExpirePending(programs.Current, now);
+
+        var purchaseId = State.CaptureToPurchase.TryGetValue(command.OriginalTransactionId, out var viaCapture)
+            ? viaCapture : command.OriginalTransactionId;
+        if (!State.Purchases.TryGetValue(purchaseId, out var purchase))
+        {
+            return Fail(RejectionKind.NotFound, $"original_transaction_id: '{command.OriginalTransactionId}' is not a known purchase of this card");
+        }
+        if (purchase.CardId != command.CardId)
+        {
+            return Fail(RejectionKind.InvalidArgument, $"card_id: purchase '{purchase.PurchaseId}' was made on another card");
+        }
+        if (purchase.State != PurchaseState.Captured)
+        {
+            return Fail(RejectionKind.FailedPrecondition, $"original_transaction_id: '{command.OriginalTransactionId}' is not captured; use Reverse");
+        }
+        var refundableMinor = purchase.CapturedMinor - purchase.RefundedMinor;
+        if (command.AmountMinor > refundableMinor)
+        {
+            return Fail(RejectionKind.FailedPrecondition,
+                $"amount_minor: {command.AmountMinor} exceeds the refundable {refundableMinor} (captured {purchase.CapturedMinor}, refunded {purchase.RefundedMinor})");
+        }
+
+        // Proportional clawback, cumulative so that refunds adding up to the capture claw back exactly its accrual.
+        var refundedAfter = purchase.RefundedMinor + command.AmountMinor;
+        var clawedAfter = AccrualCalculator.Scale(purchase.CapturedLines, refundedAfter, purchase.CapturedMinor);
+        var clawDelta = AccrualCalculator.Difference(clawedAfter, purchase.ClawedLines);
+        var clawMinor = AccrualCalculator.Sum(clawDelta);
+        var capReturned = AccrualCalculator.CategorySum(clawDelta);
+        var breakdown = new AccrualLine[clawDelta.Length];
+        for (var i = 0; i < clawDelta.Length; i++) breakdown[i] = clawDelta[i] with { AmountMinor = -clawDelta[i].AmountMinor };
+        return Commit(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Refund, MemberId = MemberId,
+            CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
+            Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt,
+            RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = -clawMinor, Breakdown = breakdown,
+            PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -capReturned, SpendDeltaMinor = -command.AmountMinor,
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - clawMinor,
+        });
+    }
+
+    public Result<MemberState> ChooseCategories(ChooseCategoriesCommand command, ProgramHistory programs, DateTimeOffset now)
+    {
+        if (!State.Enrolled) return NotEnrolled();
+        var program = programs.Current;
+        var currentMonth = program.MonthOf(now);
+        if (command.Month < currentMonth || command.Month > currentMonth.Next())
+        {
+            return Fail(RejectionKind.FailedPrecondition, $"month: categories can be chosen for {currentMonth} or {currentMonth.Next()} only, not {command.Month}");
+        }
+        var tier = program.TierOrEntry(State.TierId);
+        var allowed = tier.CategoriesToChooseFor(State.Premium);
+        if (command.Categories.Count > allowed)
+        {
+            return Fail(RejectionKind.InvalidArgument, $"categories: tier '{tier.TierId}' allows {allowed} categories, {command.Categories.Count} given");
+        }
+        var distinct = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var category in command.Categories)
+        {
+            if (!program.OfferedCategories.Contains(category))
+            {
+                return Fail(RejectionKind.InvalidArgument, $"categories: '{category}' is not offered this month");
+            }
+            if (!distinct.Add(category)) return Fail(RejectionKind.InvalidArgument, $"categories: '{category}' is given twice");
+        }
+        var monthState = Month(command.Month.Value);
+        var sorted = distinct.Order(StringComparer.Ordinal).ToArray();
+        if (monthState.ChosenCategories.SequenceEqual(sorted)) return State;
+        // Rule "category lock": once a purchase of the month earned category cashback, the choice is final.
+        if (monthState.CategoryCapUsedMinor > 0)
+        {
+            return Fail(RejectionKind.FailedPrecondition, $"month: categories for {command.Month} are locked: a purchase already earned category cashback");
+        }
+        Record(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = $"choose:{MemberId}:{command.Month}:{State.Sequence + 1}",
+            Kind = EntryKind.ChooseCategories, MemberId = MemberId, OccurredAt = now, RecordedAt = now, PurchaseMonth = command.Month.Value,
+            Detail = string.Join(',', sorted), PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+        });
+        return State;
+    }
+
+    /// <summary>Releases every pending authorization older than the hold period (rule "pending expiry", on next touch).</summary>
+    public void ExpirePending(ProgramConfig program, DateTimeOffset now)
+    {
+        var cutoff = now.AddDays(-program.AuthorizationHoldDays);
+        List<PurchaseRecord>? expired = null;
+        foreach (var purchase in State.Purchases.Values)
+        {
+            if (purchase.State == PurchaseState.Pending && purchase.OccurredAt < cutoff) (expired ??= []).Add(purchase);
+        }
+        if (expired is null) return;
+        foreach (var purchase in expired.OrderBy(p => p.OccurredAt).ThenBy(p => p.PurchaseId, StringComparer.Ordinal))
+        {
+            var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
+            Record(new LedgerEntry
+            {
+                Sequence = State.Sequence + 1, MessageId = "expire:" + MemberId + ":" + purchase.PurchaseId, Kind = EntryKind.ExpirePending,
+                MemberId = MemberId, CardId = purchase.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = purchase.RemainingAuthorizedMinor,
+                Mcc = purchase.Mcc, Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency,
+                OccurredAt = now, RecordedAt = now, PendingDeltaMinor = pendingDelta, Breakdown = Negate(purchase.PendingLines),
+                PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -purchase.CategoryReservedMinor,
+                PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor,
+            });
+        }
+    }
+
+    /// <summary>What an authorization of this purchase would earn now; changes nothing.</summary>
+    public Accrual Quote(ProgramHistory programs, MccCatalogue catalogue, long amountMinor, int mcc, string merchantId, DateTimeOffset at)
+    {
+        var program = programs.At(at);
+        return Price(program, catalogue, amountMinor, mcc, merchantId, at, program.MonthOf(at), reservedMinor: 0);
+    }
+
+    // ------------------------------------------------------------------ projection
+
+    /// <summary>Applies one committed (or replayed) entry. The only place state changes.</summary>
+    public void Apply(LedgerEntry entry)
+    {
+        if (entry.Sequence != State.Sequence + 1)
+        {
+            throw new InvalidOperationException($"member {MemberId}: entry {entry.MessageId} has sequence {entry.Sequence}, expected {State.Sequence + 1}");
+        }
+        switch (entry.Kind)
+        {
+            case EntryKind.Enroll: ApplyEnroll(entry); break;
+            case EntryKind.Authorize: ApplyAuthorize(entry); break;
+            case EntryKind.ForcePost: ApplyForcePost(entry); break;
+            case EntryKind.Capture: ApplyCapture(entry); break;
+            case EntryKind.Reverse or EntryKind.ReverseApplied or EntryKind.ExpirePending: ApplyReversal(entry); break;
+            case EntryKind.ReverseParked: ApplyParked(entry); break;
+            case EntryKind.Refund: ApplyRefund(entry); break;
+            case EntryKind.ChooseCategories: Month(entry.PurchaseMonth).ChosenCategories = entry.Detail.Length == 0 ? [] : entry.Detail.Split(','); break;
+            case EntryKind.AuthorizeLate: break;
+            default: throw new InvalidOperationException($"member {MemberId}: entry {entry.MessageId} has unknown kind {entry.Kind}");
+        }
+        State.PendingMinor += entry.PendingDeltaMinor;
+        State.AvailableMinor += entry.AvailableDeltaMinor;
+        if (entry.PurchaseMonth != 0 && (entry.CategoryCapDeltaMinor != 0 || entry.SpendDeltaMinor != 0))
+        {
+            var month = Month(entry.PurchaseMonth);
+            month.CategoryCapUsedMinor += entry.CategoryCapDeltaMinor;
+            month.CapturedSpendMinor += entry.SpendDeltaMinor;
+        }
+        State.Sequence = entry.Sequence;
+        if (IsProcessorMessage(entry.Kind))
+        {
+            State.Processed[entry.MessageId] = new ProcessedMessage
+            {
+                Fingerprint = entry.Fingerprint, Sequence = entry.Sequence, RecordedAt = entry.RecordedAt, MemberId = entry.MemberId,
+                CardId = entry.CardId, AccruedMinor = entry.AccruedMinor, PendingAfterMinor = entry.PendingAfterMinor,
+                AvailableAfterMinor = entry.AvailableAfterMinor, Breakdown = entry.Breakdown,
+            };
+        }
+        // Invariant, checked on both sides: the figures written with the entry are the figures the projection reaches.
+        if (State.PendingMinor != entry.PendingAfterMinor || State.AvailableMinor != entry.AvailableAfterMinor)
+        {
+            throw new InvalidOperationException(
+                $"member {MemberId}: after entry {entry.MessageId} (seq {entry.Sequence}) pending/available are {State.PendingMinor}/{State.AvailableMinor}, the entry says {entry.PendingAfterMinor}/{entry.AvailableAfterMinor}");
+        }
+    }
+
+    private static bool IsProcessorMessage(EntryKind kind) => kind is EntryKind.Authorize or EntryKind.Capture or EntryKind.ForcePost
+        or EntryKind.Reverse or EntryKind.ReverseParked or EntryKind.Refund or EntryKind.AuthorizeLate or EntryKind.Redeem or EntryKind.RedeemRefund;
+
+    private void ApplyEnroll(LedgerEntry entry)
+    {
+        var (tier, premium, referredBy) = ParseEnrollDetail(entry.Detail);
+        State.Enrolled = true;
+        State.TierId = tier;
+        State.Premium = premium;
+        State.ReferredBy = referredBy;
+        State.EnrolledAt = entry.OccurredAt;
+    }
+
+    private void ApplyAuthorize(LedgerEntry entry)
+    {
+        State.Purchases[entry.PurchaseId] = new PurchaseRecord
+        {
+            PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
+            Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Pending,
+            AuthorizedMinor = entry.AmountMinor, RemainingAuthorizedMinor = entry.AmountMinor, AuthorizedLines = entry.Breakdown,
+            PendingLines = entry.Breakdown, CategoryReservedMinor = entry.CategoryCapDeltaMinor,
+        };
+    }
+
+    private void ApplyForcePost(LedgerEntry entry)
+    {
+        State.Purchases[entry.PurchaseId] = new PurchaseRecord
+        {
+            PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
+            Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Captured,
+            CaptureId = entry.MessageId, CapturedMinor = entry.AmountMinor, CapturedLines = entry.Breakdown,
+            ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1), CategoryReservedMinor = entry.CategoryCapDeltaMinor,
+        };
+        State.CaptureToPurchase[entry.MessageId] = entry.PurchaseId;
+    }
+
+    private void ApplyCapture(LedgerEntry entry)
+    {
+        var purchase = State.Purchases[entry.PurchaseId];
+        purchase.State = PurchaseState.Captured;
+        purchase.CaptureId = entry.MessageId;
+        purchase.CapturedMinor = entry.AmountMinor;
+        purchase.CapturedLines = entry.Breakdown;
+        purchase.ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1);
+        purchase.PendingLines = AccrualCalculator.Scale(purchase.PendingLines, 0, 1);
+        purchase.RemainingAuthorizedMinor = 0;
+        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+        State.CaptureToPurchase[entry.MessageId] = entry.PurchaseId;
+    }
+
+    private void ApplyReversal(LedgerEntry entry)
+    {
+        var purchase = State.Purchases[entry.PurchaseId];
+        purchase.RemainingAuthorizedMinor -= entry.AmountMinor;
+        purchase.PendingLines = AddLines(purchase.PendingLines, entry.Breakdown);
+        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+        if (entry.Kind == EntryKind.ExpirePending) purchase.State = PurchaseState.Expired;
+        else if (purchase.RemainingAuthorizedMinor == 0) purchase.State = PurchaseState.Reversed;
+        if (entry.Kind == EntryKind.ReverseApplied) State.ParkedReversals.Remove(entry.PurchaseId);
+    }
+
+    private void ApplyParked(LedgerEntry entry)
+    {
+        if (!State.ParkedReversals.TryGetValue(entry.PurchaseId, out var list)) State.ParkedReversals[entry.PurchaseId] = list = [];
+        list.Add(new ParkedReversal { TransactionId = entry.MessageId, CardId = entry.CardId, AmountMinor = entry.AmountMinor, RecordedAt = entry.RecordedAt });
+    }
+
+    private void ApplyRefund(LedgerEntry entry)
+    {
+        var purchase = State.Purchases[entry.PurchaseId];
+        purchase.RefundedMinor += entry.AmountMinor;
+        purchase.ClawedLines = AddLines(purchase.ClawedLines, Negate(entry.Breakdown));
+        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private void ApplyParkedReversals(string authorizationId, DateTimeOffset now)
+    {
+        if (!State.ParkedReversals.TryGetValue(authorizationId, out var parked)) return;
+        var purchase = State.Purchases[authorizationId];
+        // Several early partial reversals add up; any full one (amount 0) reverses all that remains.
+        var amount = 0L;
+        foreach (var reversal in parked)
+        {
+            amount = reversal.AmountMinor == 0 ? purchase.RemainingAuthorizedMinor : Math.Min(purchase.RemainingAuthorizedMinor, amount + reversal.AmountMinor);
+        }
+        Record(ReversalEntry(purchase, "reverse-applied:" + MemberId + ":" + authorizationId, EntryKind.ReverseApplied, purchase.CardId,
+            amount == purchase.RemainingAuthorizedMinor ? 0 : amount, now, now, fingerprint: 0));
+    }
+
+    private LedgerEntry ReversalEntry(PurchaseRecord purchase, string messageId, EntryKind kind, string cardId, long amountMinor,
+        DateTimeOffset occurredAt, DateTimeOffset now, long fingerprint)
+    {
+        var reversedMinor = amountMinor == 0 ? purchase.RemainingAuthorizedMinor : amountMinor;
+        var remainingAfter = purchase.RemainingAuthorizedMinor - reversedMinor;
+        var pendingAfterLines = AccrualCalculator.Scale(purchase.AuthorizedLines, remainingAfter, purchase.AuthorizedMinor);
+        var delta = DifferenceKeepingShape(pendingAfterLines, purchase.PendingLines);
+        var pendingDelta = AccrualCalculator.Sum(delta);
+        var capDelta = AccrualCalculator.CategorySum(pendingAfterLines) - purchase.CategoryReservedMinor;
+        return new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = messageId, Kind = kind, MemberId = MemberId, CardId = cardId,
+            PurchaseId = purchase.PurchaseId, AmountMinor = reversedMinor, Mcc = purchase.Mcc, Category = purchase.Category,
+            MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = occurredAt, RecordedAt = now,
+            Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, Breakdown = delta, PurchaseMonth = purchase.Month,
+            CategoryCapDeltaMinor = capDelta, PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor,
+        };
+    }
+
+    private Accrual Price(ProgramConfig program, MccCatalogue catalogue, long amountMinor, int mcc, string merchantId, DateTimeOffset at,
+        MonthKey month, long reservedMinor)
+    {
+        var monthState = State.Months.GetValueOrDefault(month.Value);
+        var member = new MemberFacts(program.TierOrEntry(State.TierId), State.Premium, monthState?.ChosenCategories ?? [],
+            (monthState?.CategoryCapUsedMinor ?? 0) - reservedMinor);
+        return AccrualCalculator.Compute(program, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, at), member);
+    }
+
+    private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint)
+    {
+        if (!State.Processed.TryGetValue(transactionId, out var processed)) return null;
+        if (processed.Fingerprint != fingerprint)
+        {
+            return Fail(RejectionKind.AlreadyExists, $"transaction_id: '{transactionId}' was already used for a different message");
+        }
+        return processed.ToOutcome(transactionId);
+    }
+
+    private PostingOutcome Commit(LedgerEntry entry)
+    {
+        Record(entry);
+        return PostingOutcome.From(entry, duplicate: false);
+    }
+
+    private void Record(LedgerEntry entry)
+    {
+        Apply(entry);
+        _uncommitted.Add(entry);
+    }
+
+    private Rejection NotEnrolled() => Fail(RejectionKind.NotFound, $"member_id: member '{MemberId}' is not enrolled");
+
+    private static Rejection Fail(RejectionKind kind, string message) => new(kind, message);
+
+    private static AccrualLine[] Negate(AccrualLine[] lines)
+    {
+        var negated = new AccrualLine[lines.Length];
+        for (var i = 0; i < lines.Length; i++) negated[i] = lines[i] with { AmountMinor = -lines[i].AmountMinor };
+        return negated;
+    }
+
+    /// <summary>a − b keeping every line (zeros included), so per-line running totals stay aligned.</summary>
+    private static AccrualLine[] DifferenceKeepingShape(AccrualLine[] a, AccrualLine[] b)
+    {
+        var result = new AccrualLine[a.Length];
+        for (var i = 0; i < a.Length; i++) result[i] = a[i] with { AmountMinor = a[i].AmountMinor - b[i].AmountMinor };
+        return result;
+    }
+
+    /// <summary>Adds delta lines to running lines by rule.</summary>
+    private static AccrualLine[] AddLines(AccrualLine[] running, AccrualLine[] delta)
+    {
+        var result = (AccrualLine[])running.Clone();
+        foreach (var line in delta)
+        {
+            var index = Array.FindIndex(result, l => l.Rule == line.Rule);
+            if (index < 0) throw new InvalidOperationException($"delta line '{line.Rule}' has no running line");
+            result[index] = result[index] with { AmountMinor = result[index].AmountMinor + line.AmountMinor };
+        }
+        return result;
+    }
+
+    private static string EnrollDetail(string tier, bool premium, string referredBy) => $"{tier}|{(premium ? "premium" : "")}|{referredBy}";
+
+    private static (string Tier, bool Premium, string ReferredBy) ParseEnrollDetail(string detail)
+    {
+        var parts = detail.Split('|');
+        return (parts[0], parts.Length > 1 && parts[1] == "premium", parts.Length > 2 ? parts[2] : "");
+    }
+}
+
+/// <summary>Either a value or a rejection; no exceptions for expected refusals.</summary>
+public readonly struct Result<T>
+{
+    private Result(T? value, Rejection? rejection)
+    {
+        Value = value;
+        Rejection = rejection;
+    }
+
+    public T? Value { get; }
+    public Rejection? Rejection { get; }
+    public bool IsOk => Rejection is null;
+
+    public static implicit operator Result<T>(T value) => new(value, null);
+
+    public static implicit operator Result<T>(Rejection rejection) => new(default, rejection);
+}

@@ -1,0 +1,91 @@
+namespace LoyaltyGrains.Domain;
+
+public enum PurchaseState
+{
+    Pending = 1,
+    Captured = 2,
+    Reversed = 3,
+    Expired = 4,
+}
+
+/// <summary>A card purchase from authorization to capture, reversal, refunds or expiry.</summary>
+public sealed class PurchaseRecord
+{
+    public string PurchaseId { get; set; } = "";
+    public string CardId { get; set; } = "";
+    public int Mcc { get; set; }
+    public string Category { get; set; } = "";
+    public string MerchantId { get; set; } = "";
+    public string Currency { get; set; } = "";
+    public DateTimeOffset OccurredAt { get; set; }
+    public int Month { get; set; }
+    public PurchaseState State { get; set; }
+    public long AuthorizedMinor { get; set; }
+    public long RemainingAuthorizedMinor { get; set; }
+    public AccrualLine[] AuthorizedLines { get; set; } = [];
+    public AccrualLine[] PendingLines { get; set; } = [];
+    /// <summary>Category cashback of this purchase counted against its month's cap (pending or captured).</summary>
+    public long CategoryReservedMinor { get; set; }
+    public string CaptureId { get; set; } = "";
+    public long CapturedMinor { get; set; }
+    public AccrualLine[] CapturedLines { get; set; } = [];
+    public long RefundedMinor { get; set; }
+    public AccrualLine[] ClawedLines { get; set; } = [];
+}
+
+/// <summary>What a member has in one program month.</summary>
+public sealed class MonthState
+{
+    public string[] ChosenCategories { get; set; } = [];
+    /// <summary>Category (non-base) cashback counted against the monthly cap, pending included.</summary>
+    public long CategoryCapUsedMinor { get; set; }
+    public long CapturedSpendMinor { get; set; }
+}
+
+/// <summary>A reversal that came before its authorization.</summary>
+public sealed class ParkedReversal
+{
+    public string TransactionId { get; set; } = "";
+    public string CardId { get; set; } = "";
+    public long AmountMinor { get; set; }
+    public DateTimeOffset RecordedAt { get; set; }
+}
+
+/// <summary>The idempotency record of one processed message: its payload hash and the ledger sequence of its reply.</summary>
+public sealed class ProcessedMessage
+{
+    public long Fingerprint { get; set; }
+    public long Sequence { get; set; }
+    public DateTimeOffset RecordedAt { get; set; }
+    public string MemberId { get; set; } = "";
+    public string CardId { get; set; } = "";
+    public long AccruedMinor { get; set; }
+    public long PendingAfterMinor { get; set; }
+    public long AvailableAfterMinor { get; set; }
+    public AccrualLine[] Breakdown { get; set; } = [];
+
+    public PostingOutcome ToOutcome(string transactionId) =>
+        new(transactionId, Duplicate: true, MemberId, CardId, AccruedMinor, PendingAfterMinor, AvailableAfterMinor, Breakdown);
+}
+
+/// <summary>
+/// The member's projection of its ledger entries: plain data, so a snapshot is just this object serialized.
+/// </summary>
+public sealed class MemberState
+{
+    public string MemberId { get; set; } = "";
+    public bool Enrolled { get; set; }
+    public bool Premium { get; set; }
+    public string TierId { get; set; } = "";
+    public string ReferredBy { get; set; } = "";
+    public DateTimeOffset EnrolledAt { get; set; }
+    public long Sequence { get; set; }
+    public long AvailableMinor { get; set; }
+    public long PendingMinor { get; set; }
+    public Dictionary<string, PurchaseRecord> Purchases { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Capture transaction id → purchase id, so a refund may name either.</summary>
+    public Dictionary<string, string> CaptureToPurchase { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<int, MonthState> Months { get; set; } = [];
+    public Dictionary<string, List<ParkedReversal>> ParkedReversals { get; set; } = new(StringComparer.Ordinal);
+    public Dictionary<string, ProcessedMessage> Processed { get; set; } = new(StringComparer.Ordinal);
+}
