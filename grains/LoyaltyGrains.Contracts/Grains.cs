@@ -46,3 +46,24 @@ public interface IProgramGrain : IGrainWithStringKey
     /// <summary>Adds a version; returns it with its assigned version number and effective time.</summary>
     [Alias("SetProgram")] Task<string> SetProgram(string programJson);
 }
+
+/// <summary>
+/// Grain keys carry a type prefix: ADO.NET storage can load the wrong row for all-digit string keys
+/// (dotnet/orleans#9706), and card "42" and member "42" must never meet.
+/// </summary>
+public static class GrainKeys
+{
+    public const string MemberPrefix = "m/";
+    public const string CardPrefix = "c/";
+
+    public static string Member(string memberId) => MemberPrefix + memberId;
+
+    public static string Card(string cardId) => CardPrefix + cardId;
+
+    /// <summary>The business id inside a grain key.</summary>
+    public static string IdOf(string grainKey) => grainKey.Length > 2 && grainKey[1] == '/' ? grainKey[2..] : grainKey;
+
+    public static IMemberGrain MemberGrain(this IGrainFactory grains, string memberId) => grains.GetGrain<IMemberGrain>(Member(memberId));
+
+    public static ICardGrain CardGrain(this IGrainFactory grains, string cardId) => grains.GetGrain<ICardGrain>(Card(cardId));
+}

@@ -1,0 +1,35 @@
+using LoyaltyGrains.Gateway.Grpc;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace LoyaltyGrains.Gateway;
+
+public static class GatewayExtensions
+{
+    /// <summary>gRPC services, error mapping, health and reflection. Needs an IGrainFactory (silo or Orleans client).</summary>
+    public static IServiceCollection AddLoyaltyGateway(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddGrpc(options =>
+        {
+            options.Interceptors.Add<ErrorMappingInterceptor>();
+            options.EnableDetailedErrors = false;
+            options.MaxReceiveMessageSize = 1024 * 1024;
+        });
+        services.AddGrpcHealthChecks().AddCheck("engine", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        services.AddGrpcReflection();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapLoyaltyGateway(this IEndpointRouteBuilder endpoints)
+    {
+        endpoints.MapGrpcService<ProcessingService>();
+        endpoints.MapGrpcService<BalancesService>();
+        endpoints.MapGrpcService<AdminService>();
+        endpoints.MapGrpcHealthChecksService();
+        endpoints.MapGrpcReflectionService();
+        return endpoints;
+    }
+}

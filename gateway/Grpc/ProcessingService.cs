@@ -1,0 +1,148 @@
+using Grpc.Core;
+using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Gateway.V1;
+using Microsoft.Extensions.Logging;
+
+namespace LoyaltyGrains.Gateway.Grpc;
+
+/// <summary>Processing: card processors' postings. Validate, call the card grain, map the reply.</summary>
+public sealed class ProcessingService(IGrainFactory grains, TimeProvider clock, ILogger<ProcessingService> logger) : Processing.ProcessingBase
+{
+    /// <summary>Requests of one Post stream in flight at once; the stream reads no further until one completes.</summary>
+    public const int PostStreamInFlightMax = 512;
+
+    public override Task<PostingReply> Authorize(AuthorizeRequest request, ServerCallContext context) => AuthorizeCore(request);
+
+    public override Task<PostingReply> Capture(CaptureRequest request, ServerCallContext context) => CaptureCore(request);
+
+    public override Task<PostingReply> Reverse(ReverseRequest request, ServerCallContext context) => ReverseCore(request);
+
+    public override Task<PostingReply> Refund(RefundRequest request, ServerCallContext context) => RefundCore(request);
+
+    public override async Task Post(IAsyncStreamReader<PostingRequest> requestStream, IServerStreamWriter<PostingReply> responseStream,
+        ServerCallContext context)
+    {
+        using var slots = new SemaphoreSlim(PostStreamInFlightMax);
+        var writeGate = new SemaphoreSlim(1, 1);
+        var inFlight = new List<Task>();
+        await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+        {
+            await slots.WaitAsync(context.CancellationToken);
+            inFlight.Add(PostOneAsync(request, responseStream, writeGate, slots));
+            if (inFlight.Count >= PostStreamInFlightMax) inFlight.RemoveAll(t => t.IsCompleted);
+        }
+        await Task.WhenAll(inFlight);
+    }
+
+    private async Task PostOneAsync(PostingRequest request, IServerStreamWriter<PostingReply> responseStream, SemaphoreSlim writeGate, SemaphoreSlim slots)
+    {
+        PostingReply reply;
+        try
+        {
+            reply = request.KindCase switch
+            {
+                PostingRequest.KindOneofCase.Authorize => await AuthorizeCore(request.Authorize),
+                PostingRequest.KindOneofCase.Capture => await CaptureCore(request.Capture),
+                PostingRequest.KindOneofCase.Reverse => await ReverseCore(request.Reverse),
+                PostingRequest.KindOneofCase.Refund => await RefundCore(request.Refund),
+                _ => throw Validate.Invalid("kind", "one of authorize, capture, reverse, refund is required"),
+            };
+        }
+        catch (Exception ex)
+        {
+            var status = ErrorMappingInterceptor.StatusOf(ex);
+            if (status.StatusCode == StatusCode.Internal) logger.LogError(ex, "Post item {TransactionId} failed", TransactionIdOf(request));
+            reply = new PostingReply
+            {
+                TransactionId = TransactionIdOf(request),
+                Error = new PostingError { Code = status.StatusCode.ToString().ToUpperInvariantSnake(), Message = status.Detail },
+            };
+        }
+        await writeGate.WaitAsync();
+        try
+        {
+            await responseStream.WriteAsync(reply);
+        }
+        finally
+        {
+            writeGate.Release();
+            slots.Release();
+        }
+    }
+
+    private static string TransactionIdOf(PostingRequest request) => request.KindCase switch
+    {
+        PostingRequest.KindOneofCase.Authorize => request.Authorize.TransactionId,
+        PostingRequest.KindOneofCase.Capture => request.Capture.TransactionId,
+        PostingRequest.KindOneofCase.Reverse => request.Reverse.TransactionId,
+        PostingRequest.KindOneofCase.Refund => request.Refund.TransactionId,
+        _ => "",
+    };
+
+    private async Task<PostingReply> AuthorizeCore(AuthorizeRequest r)
+    {
+        var now = clock.GetUtcNow();
+        var message = new AuthorizeMessage(
+            Validate.Id(r.TransactionId, "transaction_id"),
+            Validate.Id(r.CardId, "card_id"),
+            Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
+            Validate.Currency(r.Currency, "currency"),
+            Validate.Mcc(r.Mcc, "mcc"),
+            Validate.Id(r.MerchantId, "merchant_id"),
+            Validate.Time(r.OccurredAt, "occurred_at", now, required: true));
+        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Authorize(message));
+    }
+
+    private async Task<PostingReply> CaptureCore(CaptureRequest r)
+    {
+        var now = clock.GetUtcNow();
+        var forcePost = r.AuthorizationId.Length == 0;
+        var message = new CaptureMessage(
+            Validate.Id(r.TransactionId, "transaction_id"),
+            Validate.OptionalId(r.AuthorizationId, "authorization_id"),
+            Validate.Id(r.CardId, "card_id"),
+            Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
+            Validate.Time(r.OccurredAt, "occurred_at", now, required: false),
+            forcePost || r.Mcc != 0 ? Validate.Mcc(r.Mcc, "mcc") : -1,
+            forcePost ? Validate.Id(r.MerchantId, "merchant_id") : Validate.OptionalId(r.MerchantId, "merchant_id"),
+            r.Currency.Length == 0 ? "RUB" : Validate.Currency(r.Currency, "currency"));
+        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Capture(message));
+    }
+
+    private async Task<PostingReply> ReverseCore(ReverseRequest r)
+    {
+        var message = new ReverseMessage(
+            Validate.Id(r.TransactionId, "transaction_id"),
+            Validate.Id(r.AuthorizationId, "authorization_id"),
+            Validate.Id(r.CardId, "card_id"),
+            Validate.AmountOrZero(r.AmountMinor, "amount_minor"),
+            Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), required: false));
+        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Reverse(message));
+    }
+
+    private async Task<PostingReply> RefundCore(RefundRequest r)
+    {
+        var message = new RefundMessage(
+            Validate.Id(r.TransactionId, "transaction_id"),
+            Validate.Id(r.OriginalTransactionId, "original_transaction_id"),
+            Validate.Id(r.CardId, "card_id"),
+            Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
+            Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), required: false));
+        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Refund(message));
+    }
+}
+
+internal static class StatusNames
+{
+    /// <summary>"InvalidArgument" → "INVALID_ARGUMENT", the canonical gRPC code name.</summary>
+    public static string ToUpperInvariantSnake(this string name)
+    {
+        var builder = new System.Text.StringBuilder(name.Length + 4);
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(name[i])) builder.Append('_');
+            builder.Append(char.ToUpperInvariant(name[i]));
+        }
+        return builder.ToString();
+    }
+}

@@ -1,0 +1,133 @@
+using Google.Protobuf.WellKnownTypes;
+using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Domain;
+using LoyaltyGrains.Gateway.V1;
+
+namespace LoyaltyGrains.Gateway.Grpc;
+
+/// <summary>Contract messages ↔ proto messages.</summary>
+public static class ProtoMapping
+{
+    public static PostingReply ToReply(PostingResult result)
+    {
+        var reply = new PostingReply
+        {
+            TransactionId = result.TransactionId,
+            Status = result.Duplicate ? PostingStatus.Duplicate : PostingStatus.Accepted,
+            MemberId = result.MemberId,
+            CardId = result.CardId,
+            AccruedMinor = result.AccruedMinor,
+            PendingMinor = result.PendingAfterMinor,
+            AvailableMinor = result.AvailableAfterMinor,
+        };
+        foreach (var item in result.Breakdown) reply.Breakdown.Add(ToLine(item));
+        return reply;
+    }
+
+    public static BreakdownLine ToLine(BreakdownItem item) =>
+        new() { Rule = item.Rule, AmountMinor = item.AmountMinor, RateBps = item.RateBps, PartnerId = item.PartnerId };
+
+    public static Balance ToBalance(BalanceView view)
+    {
+        var balance = new Balance
+        {
+            MemberId = view.MemberId,
+            AvailableMinor = view.AvailableMinor,
+            PendingMinor = view.PendingMinor,
+            Tier = view.Tier,
+            CategoryCapLeftMinor = view.CategoryCapLeftMinor,
+            ExpiringMinor = view.ExpiringMinor,
+            Month = view.Month,
+            Premium = view.Premium,
+        };
+        if (view.ExpiringAt is { } at) balance.ExpiringAt = Timestamp.FromDateTimeOffset(at);
+        balance.ChosenCategories.AddRange(view.ChosenCategories);
+        return balance;
+    }
+
+    public static StatementEntry ToEntry(StatementLine line)
+    {
+        var entry = new StatementEntry
+        {
+            TransactionId = line.TransactionId,
+            Kind = line.Kind,
+            CardId = line.CardId,
+            PurchaseAmountMinor = line.PurchaseAmountMinor,
+            AccruedMinor = line.AccruedMinor,
+            PendingDeltaMinor = line.PendingDeltaMinor,
+            AvailableDeltaMinor = line.AvailableDeltaMinor,
+            Mcc = Math.Max(0, line.Mcc),
+            Category = line.Category,
+            MerchantId = line.MerchantId,
+            OccurredAt = Timestamp.FromDateTimeOffset(line.OccurredAt),
+            RecordedAt = Timestamp.FromDateTimeOffset(line.RecordedAt),
+            Sequence = line.Sequence,
+        };
+        foreach (var item in line.Breakdown) entry.Breakdown.Add(ToLine(item));
+        return entry;
+    }
+
+    public static Member ToMember(MemberInfo info) => new()
+    {
+        MemberId = info.MemberId,
+        Premium = info.Premium,
+        ReferredBy = info.ReferredBy,
+        Tier = info.Tier,
+        EnrolledAt = Timestamp.FromDateTimeOffset(info.EnrolledAt),
+    };
+
+    public static Card ToCard(CardInfo info) => new() { CardId = info.CardId, MemberId = info.MemberId, Blocked = info.Blocked };
+
+    public static V1.Program ToProto(ProgramConfig config)
+    {
+        var program = new V1.Program
+        {
+            Rounding = config.Rounding == Domain.RoundingMode.FloorWholeBonus ? V1.RoundingMode.FloorWholeBonus : V1.RoundingMode.ExactMinor,
+            AuthorizationHoldDays = config.AuthorizationHoldDays,
+            CaptureMarginBps = config.CaptureMarginBps,
+            ExpiryMonths = config.ExpiryMonths,
+            ReferralBonusMinor = config.ReferralBonusMinor,
+            Version = config.Version,
+            EffectiveFrom = Timestamp.FromDateTimeOffset(config.EffectiveFrom),
+            UtcOffsetMinutes = config.UtcOffsetMinutes,
+        };
+        foreach (var tier in config.Tiers)
+        {
+            program.Tiers.Add(new Tier
+            {
+                TierId = tier.TierId,
+                MinMonthlySpendMinor = tier.MinMonthlySpendMinor,
+                BaseRateBps = tier.BaseRateBps,
+                CategoryRateBps = tier.CategoryRateBps,
+                CategoriesToChoose = tier.CategoriesToChoose,
+                MonthlyCategoryCapMinor = tier.MonthlyCategoryCapMinor,
+                MinPurchaseMinor = tier.MinPurchaseMinor,
+                PremiumExtraCategories = tier.PremiumExtraCategories,
+                PremiumMonthlyCategoryCapMinor = tier.PremiumMonthlyCategoryCapMinor,
+            });
+        }
+        program.OfferedCategories.AddRange(config.OfferedCategories);
+        program.ExcludedMccs.AddRange(config.ExcludedMccs);
+        program.Currencies.AddRange(config.Currencies);
+        foreach (var (category, rate) in config.CategoryRateOverridesBps) program.CategoryRateOverridesBps[category] = rate;
+        return program;
+    }
+
+    /// <summary>Proto → domain; unset numbers take the defaults a bank expects (hold 30 days, margin 20%, expiry 12 months).</summary>
+    public static ProgramConfig ToDomain(V1.Program program) => new()
+    {
+        Tiers = program.Tiers.Select(t => new TierRule(t.TierId, t.MinMonthlySpendMinor, t.BaseRateBps, t.CategoryRateBps, t.CategoriesToChoose,
+            t.MonthlyCategoryCapMinor, t.MinPurchaseMinor, t.PremiumExtraCategories, t.PremiumMonthlyCategoryCapMinor)).ToArray(),
+        OfferedCategories = [.. program.OfferedCategories],
+        ExcludedMccs = [.. program.ExcludedMccs],
+        Currencies = program.Currencies.Count == 0 ? ["RUB"] : [.. program.Currencies],
+        Rounding = program.Rounding == V1.RoundingMode.FloorWholeBonus ? Domain.RoundingMode.FloorWholeBonus : Domain.RoundingMode.ExactMinor,
+        AuthorizationHoldDays = program.AuthorizationHoldDays == 0 ? 30 : program.AuthorizationHoldDays,
+        CaptureMarginBps = program.CaptureMarginBps == 0 ? 2_000 : program.CaptureMarginBps,
+        ExpiryMonths = program.ExpiryMonths == 0 ? 12 : program.ExpiryMonths,
+        ReferralBonusMinor = program.ReferralBonusMinor,
+        EffectiveFrom = program.EffectiveFrom?.ToDateTimeOffset() ?? DateTimeOffset.UnixEpoch,
+        UtcOffsetMinutes = program.UtcOffsetMinutes,
+        CategoryRateOverridesBps = program.CategoryRateOverridesBps.ToDictionary(p => p.Key, p => p.Value),
+    };
+}

@@ -1,0 +1,88 @@
+using LoyaltyGrains.Contracts;
+
+namespace LoyaltyGrains.Grains;
+
+[GenerateSerializer, Alias("lg.CardGrainState")]
+public sealed class CardGrainState
+{
+    [Id(0)] public string MemberId { get; set; } = "";
+    [Id(1)] public bool Blocked { get; set; }
+    [Id(2)] public DateTimeOffset IssuedAt { get; set; }
+}
+
+/// <summary>
+/// A card: routes processor messages to its member. Authorizations on a blocked card are refused; clearing,
+/// reversals and refunds still flow, because those purchases already happened.
+/// </summary>
+public sealed class CardGrain(
+    [PersistentState("card", StorageNames.Loyalty)] IPersistentState<CardGrainState> state,
+    TimeProvider clock) : Grain, ICardGrain
+{
+    private string CardId => GrainKeys.IdOf(this.GetPrimaryKeyString());
+
+    public async Task<CardInfo> Issue(string memberId)
+    {
+        if (state.State.MemberId.Length > 0)
+        {
+            if (state.State.MemberId == memberId) return Info();
+            throw new LoyaltyRejectedException(RejectionCode.AlreadyExists, $"card_id: card '{CardId}' is already issued to another member");
+        }
+        if (!await GrainFactory.MemberGrain(memberId).IsEnrolled())
+        {
+            throw new LoyaltyRejectedException(RejectionCode.NotFound, $"member_id: member '{memberId}' is not enrolled");
+        }
+        state.State.MemberId = memberId;
+        state.State.IssuedAt = clock.GetUtcNow();
+        await state.WriteStateAsync();
+        return Info();
+    }
+
+    public async Task<CardInfo> Block()
+    {
+        EnsureIssued();
+        if (!state.State.Blocked)
+        {
+            state.State.Blocked = true;
+            await state.WriteStateAsync();
+        }
+        return Info();
+    }
+
+    public Task<CardInfo> GetCard()
+    {
+        EnsureIssued();
+        return Task.FromResult(Info());
+    }
+
+    public Task<PostingResult> Authorize(AuthorizeMessage message)
+    {
+        var member = Member();
+        if (state.State.Blocked)
+        {
+            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"card_id: card '{CardId}' is blocked");
+        }
+        return member.Authorize(message);
+    }
+
+    public Task<PostingResult> Capture(CaptureMessage message) => Member().Capture(message);
+
+    public Task<PostingResult> Reverse(ReverseMessage message) => Member().Reverse(message);
+
+    public Task<PostingResult> Refund(RefundMessage message) => Member().Refund(message);
+
+    private IMemberGrain Member()
+    {
+        EnsureIssued();
+        return GrainFactory.MemberGrain(state.State.MemberId);
+    }
+
+    private void EnsureIssued()
+    {
+        if (state.State.MemberId.Length == 0)
+        {
+            throw new LoyaltyRejectedException(RejectionCode.NotFound, $"card_id: card '{CardId}' is not issued");
+        }
+    }
+
+    private CardInfo Info() => new(CardId, state.State.MemberId, state.State.Blocked);
+}

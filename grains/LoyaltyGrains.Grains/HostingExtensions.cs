@@ -1,0 +1,20 @@
+using LoyaltyGrains.Grains.Ledger;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+
+namespace LoyaltyGrains.Grains;
+
+public static class HostingExtensions
+{
+    /// <summary>Silo services the grains need. A ledger registered before this call (PostgreSQL) wins over the in-memory one.</summary>
+    public static IServiceCollection AddLoyaltyGrains(this IServiceCollection services)
+    {
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<ILedger, InMemoryLedger>();
+        services.AddSingleton<ProgramProvider>();
+        services.AddSingleton<IProgramProvider>(sp => sp.GetRequiredService<ProgramProvider>());
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<ProgramProvider>());
+        return services;
+    }
+}

@@ -1,0 +1,45 @@
+using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Domain;
+
+namespace LoyaltyGrains.Grains;
+
+[GenerateSerializer, Alias("lg.ProgramGrainState")]
+public sealed class ProgramGrainState
+{
+    /// <summary>Every version's JSON, oldest first.</summary>
+    [Id(0)] public List<string> Versions { get; set; } = [];
+}
+
+/// <summary>The program's version history; the single writer of program changes.</summary>
+public sealed class ProgramGrain(
+    [PersistentState("program", StorageNames.Loyalty)] IPersistentState<ProgramGrainState> state,
+    TimeProvider clock,
+    ProgramProvider provider) : Grain, IProgramGrain
+{
+    public Task<string[]> GetVersions() =>
+        Task.FromResult(state.State.Versions.Count == 0 ? [ProgramJson.Serialize(ProgramConfig.Default)] : state.State.Versions.ToArray());
+
+    public async Task<string> SetProgram(string programJson)
+    {
+        var program = ProgramJson.Deserialize(programJson);
+        var errors = program.Validate(MccCatalogue.Default);
+        if (errors.Count > 0) throw new LoyaltyRejectedException(RejectionCode.InvalidArgument, string.Join("; ", errors));
+
+        var versions = state.State.Versions.Count == 0 ? [ProgramJson.Serialize(ProgramConfig.Default)] : state.State.Versions;
+        var current = ProgramJson.Deserialize(versions[^1]);
+        var now = clock.GetUtcNow();
+        // A version never takes effect in the past: purchases already priced keep their prices.
+        var effectiveFrom = program.EffectiveFrom > now ? program.EffectiveFrom : now;
+        if (effectiveFrom < current.EffectiveFrom)
+        {
+            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition,
+                $"effective_from: must not precede the current version {current.Version}'s {current.EffectiveFrom:O}");
+        }
+        var stored = program with { Version = current.Version + 1, EffectiveFrom = effectiveFrom };
+        var json = ProgramJson.Serialize(stored);
+        state.State.Versions = [.. versions, json];
+        await state.WriteStateAsync();
+        provider.Install([.. state.State.Versions]);
+        return json;
+    }
+}

@@ -1,0 +1,80 @@
+using System.Globalization;
+using Google.Protobuf.WellKnownTypes;
+using Grpc.Core;
+using Grpc.Net.Client;
+using LoyaltyGrains.Domain;
+using LoyaltyGrains.Gateway.V1;
+
+namespace LoyaltyGrains.Silo;
+
+/// <summary>
+/// `demo`: a short realistic day of card transactions against a running engine over gRPC, printing every reply and the
+/// balances at the end, so a newcomer sees the whole lifecycle without another tool.
+/// </summary>
+public static class DemoDay
+{
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var target = args.Length >= 2 && args[0] == "--target" ? args[1] : "http://127.0.0.1:5000";
+        using var channel = GrpcChannel.ForAddress(target);
+        var processing = new Processing.ProcessingClient(channel);
+        var balances = new Balances.BalancesClient(channel);
+        var run = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+        var day = DateTimeOffset.UtcNow.Date;
+        string Id(string name) => $"demo-{run}-{name}";
+        Timestamp At(int hour, int minute) => Timestamp.FromDateTimeOffset(new DateTimeOffset(day, TimeSpan.Zero).AddHours(hour).AddMinutes(minute).AddHours(-3));
+
+        Console.WriteLine($"Demo day against {target} (run {run}); amounts in RUB, member anna (card card-anna-1), boris (card-boris-1)\n");
+        try
+        {
+            await Show("08:10 coffee 250.00 at MCC 5814", processing.AuthorizeAsync(Auth(Id("coffee"), "card-anna-1", 25_000, 5814, "coffee-house", At(8, 10))));
+            await Show("       capture coffee", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("coffee-c"), AuthorizationId = Id("coffee"), CardId = "card-anna-1", AmountMinor = 25_000, OccurredAt = At(8, 11) }));
+            await Show("09:00 metro 60.00 at MCC 4111 (below the 100.00 minimum)", processing.AuthorizeAsync(Auth(Id("metro"), "card-anna-1", 6_000, 4111, "metro", At(9, 0))));
+            await Show("13:00 lunch 1 200.00 at MCC 5812 (chosen: restaurants)", processing.AuthorizeAsync(Auth(Id("lunch"), "card-anna-1", 120_000, 5812, "cafe-pushkin", At(13, 0))));
+            await Show("       capture lunch with a 180.00 tip", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("lunch-c"), AuthorizationId = Id("lunch"), CardId = "card-anna-1", AmountMinor = 138_000, OccurredAt = At(13, 40) }));
+            await Show("18:30 groceries 3 450.90 at MCC 5411 (chosen: supermarkets)", processing.AuthorizeAsync(Auth(Id("groceries"), "card-anna-1", 345_090, 5411, "perekrestok", At(18, 30))));
+            await Show("       retry of the same authorization", processing.AuthorizeAsync(Auth(Id("groceries"), "card-anna-1", 345_090, 5411, "perekrestok", At(18, 30))));
+            await Show("       capture groceries", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("groceries-c"), AuthorizationId = Id("groceries"), CardId = "card-anna-1", AmountMinor = 345_090, OccurredAt = At(18, 31) }));
+            await Show("       refund of 1 000.00 (returned items)", processing.RefundAsync(new RefundRequest { TransactionId = Id("groceries-r"), OriginalTransactionId = Id("groceries-c"), CardId = "card-anna-1", AmountMinor = 100_000 }));
+            await Show("20:00 ATM cash 5 000.00 at MCC 6011 (excluded)", processing.AuthorizeAsync(Auth(Id("atm"), "card-anna-1", 500_000, 6011, "atm-0042", At(20, 0))));
+            await Show("20:30 transfer 10 000.00 at MCC 4829 (excluded)", processing.AuthorizeAsync(Auth(Id("transfer"), "card-anna-1", 1_000_000, 4829, "p2p", At(20, 30))));
+            await Show("21:00 boris: laptop 89 990.00 at MCC 5732 (chosen: electronics)", processing.AuthorizeAsync(Auth(Id("laptop"), "card-boris-1", 8_999_000, 5732, "mvideo", At(21, 0))));
+            await Show("       order cancelled: full reversal", processing.ReverseAsync(new ReverseRequest { TransactionId = Id("laptop-v"), AuthorizationId = Id("laptop"), CardId = "card-boris-1" }));
+            await Show("21:30 boris: taxi 740.00 at MCC 4121, force post (no authorization)", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("taxi"), CardId = "card-boris-1", AmountMinor = 74_000, Mcc = 4121, MerchantId = "yandex-go", OccurredAt = At(21, 30) }));
+            await Show("22:00 a bad amount (-5.00)", processing.AuthorizeAsync(Auth(Id("bad"), "card-anna-1", -500, 5411, "perekrestok", At(22, 0))));
+        }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
+        {
+            Console.Error.WriteLine($"The engine at {target} is not reachable: start it first with `dotnet run --project silo` ({ex.Status.Detail}).");
+            return 2;
+        }
+
+        Console.WriteLine("\nBalances:");
+        foreach (var member in new[] { "anna", "boris" })
+        {
+            var balance = await balances.GetBalanceAsync(new GetBalanceRequest { MemberId = member });
+            Console.WriteLine($"  {member,-6} available {Money.Format(balance.AvailableMinor),10}  pending {Money.Format(balance.PendingMinor),10}  tier {balance.Tier}  " +
+                $"categories [{string.Join(", ", balance.ChosenCategories)}]  category cap left {Money.Format(balance.CategoryCapLeftMinor)}");
+        }
+        return 0;
+    }
+
+    private static AuthorizeRequest Auth(string id, string card, long amountMinor, int mcc, string merchant, Timestamp at) => new()
+    {
+        TransactionId = id, CardId = card, AmountMinor = amountMinor, Currency = "RUB", Mcc = mcc, MerchantId = merchant, OccurredAt = at,
+    };
+
+    private static async Task Show(string what, AsyncUnaryCall<PostingReply> call)
+    {
+        try
+        {
+            var reply = await call;
+            var lines = string.Join(", ", reply.Breakdown.Select(b => $"{b.Rule} {Money.Format(b.AmountMinor)}"));
+            Console.WriteLine($"{what,-66} {reply.Status,-9} accrued {Money.Format(reply.AccruedMinor),8}  pending {Money.Format(reply.PendingMinor),8}  available {Money.Format(reply.AvailableMinor),8}  {(lines.Length > 0 ? "[" + lines + "]" : "")}");
+        }
+        catch (RpcException ex) when (ex.StatusCode != StatusCode.Unavailable)
+        {
+            Console.WriteLine($"{what,-66} {ex.StatusCode}: {ex.Status.Detail}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using LoyaltyGrains.Gateway;
+using LoyaltyGrains.Grains;
+using LoyaltyGrains.Silo;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+
+if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
+
+var builder = WebApplication.CreateBuilder(args);
+var settings = EngineSettings.From(builder.Configuration);
+
+builder.WebHost.ConfigureKestrel(kestrel =>
+{
+    // h2c: gRPC without TLS on the listen address; TLS terminates at the load balancer / service mesh in production.
+    kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+    kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
+});
+
+builder.UseOrleans(silo =>
+{
+    // Embedded default: one node, localhost clustering, in-memory state and ledger, demo data. Not durable.
+    silo.UseLocalhostClustering(settings.SiloPort, settings.SiloGatewayPort);
+    silo.AddMemoryGrainStorage(StorageNames.Loyalty);
+    silo.AddMemoryGrainStorage("PubSubStore");
+    builder.Services.AddHostedService<DemoSeeder>();
+});
+
+builder.Services.AddLoyaltyGrains();
+builder.Services.AddLoyaltyGateway();
+
+var app = builder.Build();
+app.MapLoyaltyGateway();
+app.Lifetime.ApplicationStarted.Register(() => EngineSettings.PrintBanner(app.Logger, settings));
+await app.RunAsync();
+return 0;
