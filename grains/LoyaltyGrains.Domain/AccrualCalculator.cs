@@ -16,6 +16,12 @@ public readonly record struct PurchaseFacts(long AmountMinor, int Mcc, string Me
 /// <summary>What the member brings to a purchase: tier, premium, the month's chosen categories and cap used so far.</summary>
 public readonly record struct MemberFacts(TierRule Tier, bool Premium, IReadOnlyCollection<string> ChosenCategories, long CategoryCapUsedMinor);
 
+/// <summary>The member's standing with campaigns: opted in, accrued so far (for per-member caps), joined (for first-N).</summary>
+public readonly record struct MemberCampaignFacts(IReadOnlySet<string> Activated, IReadOnlyDictionary<string, long> Accrued, IReadOnlySet<string> Joined)
+{
+    public static MemberCampaignFacts None { get; } = new(new HashSet<string>(), new Dictionary<string, long>(), new HashSet<string>());
+}
+
 /// <summary>The accrual for one purchase. Lines always sum to TotalMinor.</summary>
 public sealed record Accrual(long TotalMinor, AccrualLine[] Lines, string Category, long CategoryCapConsumedMinor, bool Excluded)
 {
@@ -29,16 +35,21 @@ public sealed record Accrual(long TotalMinor, AccrualLine[] Lines, string Catego
 /// </summary>
 public static class AccrualCalculator
 {
-    public static Accrual Compute(ProgramConfig program, MccCatalogue catalogue, in PurchaseFacts purchase, in MemberFacts member)
+    public static Accrual Compute(ProgramConfig program, MccCatalogue catalogue, in PurchaseFacts purchase, in MemberFacts member,
+        IReadOnlyList<CampaignGrant>? grants = null)
     {
         var category = catalogue.CategoryOf(purchase.Mcc);
         if (program.IsExcludedMcc(purchase.Mcc, catalogue)) return Accrual.None(category, excluded: true);
-        if (purchase.AmountMinor < member.Tier.MinPurchaseMinor) return Accrual.None(category, excluded: false);
 
-        var lines = new List<AccrualLine>(3);
-        var baseMinor = BaseRate(purchase, member, lines);
-        var categoryMinor = ChosenCategoryRate(program, category, baseMinor, purchase, member, lines);
-        Rounding(program.Rounding, lines);
+        var lines = new List<AccrualLine>(4);
+        var categoryMinor = 0L;
+        if (purchase.AmountMinor >= member.Tier.MinPurchaseMinor)
+        {
+            var baseMinor = BaseRate(purchase, member, lines);
+            categoryMinor = ChosenCategoryRate(program, category, baseMinor, purchase, member, lines);
+            Rounding(program.Rounding, lines);
+        }
+        CampaignBonuses(grants, lines);
 
         long total = 0;
         foreach (var line in lines) total += line.AmountMinor;
@@ -70,6 +81,46 @@ public static class AccrualCalculator
             lines.Add(new AccrualLine(AccrualLine.CategoryRulePrefix + category, grantedMinor, rateBps - member.Tier.BaseRateBps));
         }
         return grantedMinor;
+    }
+
+    /// <summary>
+    /// Rule "campaigns": each granted campaign bonus is its own line, exact to the kopeck (partners pay them, so they
+    /// are not rounded), in stacking order.
+    /// </summary>
+    private static void CampaignBonuses(IReadOnlyList<CampaignGrant>? grants, List<AccrualLine> lines)
+    {
+        if (grants is null) return;
+        foreach (var grant in grants)
+        {
+            if (grant.GrantedMinor > 0) lines.Add(new AccrualLine(grant.Campaign.Rule, grant.GrantedMinor, grant.Campaign.RateBps, grant.Campaign.PartnerId));
+        }
+    }
+
+    /// <summary>
+    /// What each matching campaign would pay for this purchase, after its per-member cap, in stacking order; budget
+    /// and first-N slots are then granted by the campaign's lease.
+    /// </summary>
+    public static List<CampaignClaim> PlanCampaigns(ProgramConfig program, MccCatalogue catalogue, in PurchaseFacts purchase, in MemberFacts member,
+        IReadOnlyList<CampaignRule> campaigns, MemberCampaignFacts memberCampaigns)
+    {
+        var claims = new List<CampaignClaim>();
+        if (campaigns.Count == 0 || program.IsExcludedMcc(purchase.Mcc, catalogue)) return claims;
+        var category = catalogue.CategoryOf(purchase.Mcc);
+        foreach (var campaign in campaigns)
+        {
+            var activated = memberCampaigns.Activated.Contains(campaign.CampaignId);
+            if (!campaign.Matches(purchase, category, program, member.Tier, activated)) continue;
+            var desired = campaign.Bonus(purchase.AmountMinor);
+            if (campaign.PerMemberCapMinor > 0)
+            {
+                var used = memberCampaigns.Accrued.GetValueOrDefault(campaign.CampaignId);
+                desired = Math.Min(desired, Math.Max(0, campaign.PerMemberCapMinor - used));
+            }
+            if (desired <= 0) continue;
+            var needsSlot = campaign.MaxMembers > 0 && !memberCampaigns.Joined.Contains(campaign.CampaignId);
+            claims.Add(new CampaignClaim(campaign, desired, needsSlot));
+        }
+        return claims;
     }
 
     /// <summary>Rule "rounding": T-Bank style floors each purchase's accrual to whole bonuses; the cut is its own line.</summary>
@@ -114,6 +165,16 @@ public static class AccrualCalculator
     {
         long total = 0;
         foreach (var line in lines) total += line.AmountMinor;
+        return total;
+    }
+
+    public static long CampaignSum(IReadOnlyList<AccrualLine> lines, string rule)
+    {
+        long total = 0;
+        foreach (var line in lines)
+        {
+            if (line.Rule == rule) total += line.AmountMinor;
+        }
         return total;
     }
 

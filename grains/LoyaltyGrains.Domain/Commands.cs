@@ -12,6 +12,8 @@ public sealed record ReverseCommand(string TransactionId, string AuthorizationId
 
 public sealed record RefundCommand(string TransactionId, string OriginalTransactionId, string CardId, long AmountMinor, DateTimeOffset OccurredAt);
 
+public sealed record RedeemCommand(string TransactionId, string PartnerId, long AmountMinor);
+
 public sealed record EnrollCommand(string MemberId, bool Premium, string ReferredBy, string TierId);
 
 public sealed record ChooseCategoriesCommand(MonthKey Month, IReadOnlyList<string> Categories);

@@ -20,6 +20,14 @@ public enum EntryKind
     RedeemRefund = 12,
     /// <summary>An authorization arriving after its purchase was already force-posted: recorded, earns nothing.</summary>
     AuthorizeLate = 13,
+    /// <summary>The member's tier for a month, frozen on its first event of the month.</summary>
+    TierAssigned = 14,
+    /// <summary>The member opted in to a campaign that requires activation (a partner club).</summary>
+    ActivateCampaign = 15,
+    /// <summary>Bonus lots past their expiry, written off first-in-first-out.</summary>
+    ExpireLots = 16,
+    /// <summary>A referral bonus: the referred member's own, or its referrer's (Detail names the referred member).</summary>
+    ReferralBonus = 17,
 }
 
 /// <summary>
@@ -68,13 +76,17 @@ public sealed record LedgerEntry
     public long CategoryCapDeltaMinor { get; init; }
     public long SpendDeltaMinor { get; init; }
 
+    /// <summary>When bonuses this entry makes available expire (positive available deltas only).</summary>
+    public DateTimeOffset LotExpiresAt { get; init; }
+
     /// <summary>Kind-specific text: tier and flags on Enroll, "month:cat1,cat2" on ChooseCategories.</summary>
     public string Detail { get; init; } = "";
 
     /// <summary>The reply's "accrued": + accrual, − void, clawback or redemption.</summary>
     public long AccruedMinor => Kind switch
     {
-        EntryKind.Capture or EntryKind.ForcePost or EntryKind.Refund or EntryKind.Redeem or EntryKind.RedeemRefund => AvailableDeltaMinor,
+        EntryKind.Capture or EntryKind.ForcePost or EntryKind.Refund or EntryKind.Redeem or EntryKind.RedeemRefund
+            or EntryKind.ExpireLots or EntryKind.ReferralBonus => AvailableDeltaMinor,
         _ => PendingDeltaMinor,
     };
 }

@@ -8,6 +8,7 @@ namespace LoyaltyGrains.Domain;
 public sealed class MemberAccount
 {
     private readonly List<LedgerEntry> _uncommitted = [];
+    private readonly List<BudgetReturn> _budgetReturns = [];
 
     public MemberAccount(string memberId) : this(new MemberState { MemberId = memberId })
     {
@@ -22,7 +23,37 @@ public sealed class MemberAccount
     /// <summary>Entries decided and applied by the last command, which the caller must commit before replying.</summary>
     public IReadOnlyList<LedgerEntry> Uncommitted => _uncommitted;
 
-    public void ClearUncommitted() => _uncommitted.Clear();
+    /// <summary>Campaign budget the last command gave back (reversals, refunds, expiry); returned to leases after commit.</summary>
+    public IReadOnlyList<BudgetReturn> BudgetReturns => _budgetReturns;
+
+    public void ClearUncommitted()
+    {
+        _uncommitted.Clear();
+        _budgetReturns.Clear();
+    }
+
+    /// <summary>Rule "tier": the month's frozen tier, or the one its first event would freeze (previous month's spend, premium).</summary>
+    public TierRule TierFor(ProgramConfig program, MonthKey month)
+    {
+        if (State.Months.TryGetValue(month.Value, out var monthState) && monthState.TierId.Length > 0 && program.FindTier(monthState.TierId) is { } frozen)
+        {
+            return frozen;
+        }
+        var previousSpend = State.Months.TryGetValue(month.Previous().Value, out var previous) ? previous.CapturedSpendMinor : 0;
+        return program.TierForSpend(previousSpend, State.Premium);
+    }
+
+    public MemberCampaignFacts CampaignFacts => new(State.ActivatedCampaigns, State.CampaignAccrued, State.JoinedCampaigns);
+
+    /// <summary>The campaigns a purchase would claim (before budget), for the caller to reserve from leases.</summary>
+    public List<CampaignClaim> PlanCampaigns(ProgramHistory programs, MccCatalogue catalogue, IReadOnlyList<CampaignRule> campaigns,
+        long amountMinor, int mcc, string merchantId, DateTimeOffset occurredAt)
+    {
+        var program = programs.At(occurredAt);
+        var month = program.MonthOf(occurredAt);
+        return AccrualCalculator.PlanCampaigns(program, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, occurredAt),
+            Facts(program, month, reservedMinor: 0), campaigns, CampaignFacts);
+    }
 
     public MonthState Month(int month) =>
         State.Months.TryGetValue(month, out var state) ? state : State.Months[month] = new MonthState();
@@ -47,18 +78,19 @@ public sealed class MemberAccount
         {
             Sequence = State.Sequence + 1, MessageId = "enroll:" + MemberId, Kind = EntryKind.Enroll, MemberId = MemberId,
             OccurredAt = now, RecordedAt = now, PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
-            Detail = EnrollDetail(tier, command.Premium, command.ReferredBy),
+            Detail = EnrollDetail(tier, command.Premium, command.ReferredBy), PurchaseMonth = command.TierId.Length > 0 ? program.MonthOf(now).Value : 0,
         });
         return State;
     }
 
-    public Result<PostingOutcome> Authorize(AuthorizeCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now)
+    public Result<PostingOutcome> Authorize(AuthorizeCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
+        IReadOnlyList<CampaignGrant>? grants = null)
     {
         var fingerprint = Fingerprint.Start("authorize").Add(command.CardId).Add(command.AmountMinor).Add(command.Currency)
             .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        ExpirePending(programs.Current, now);
+        Touch(programs.Current, now);
 
         var program = programs.At(command.OccurredAt);
         if (!program.AcceptsCurrency(command.Currency))
@@ -79,7 +111,8 @@ public sealed class MemberAccount
         }
 
         var month = program.MonthOf(command.OccurredAt);
-        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0);
+        FreezeTier(program, month, now);
+        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0, grants);
         var outcome = Commit(new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Authorize, MemberId = MemberId,
@@ -93,13 +126,14 @@ public sealed class MemberAccount
         return outcome;
     }
 
-    public Result<PostingOutcome> Capture(CaptureCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now)
+    public Result<PostingOutcome> Capture(CaptureCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
+        IReadOnlyList<CampaignGrant>? forcePostGrants = null)
     {
         var fingerprint = Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor)
             .Add(command.OccurredAt.UtcTicks).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        ExpirePending(programs.Current, now);
+        Touch(programs.Current, now);
 
         if (command.AuthorizationId.Length == 0 || !State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
         {
@@ -108,7 +142,7 @@ public sealed class MemberAccount
                 return Fail(RejectionKind.NotFound,
                     $"authorization_id: '{command.AuthorizationId}' is not known for this card; send mcc and merchant_id to force post");
             }
-            return ForcePost(command, fingerprint, programs, catalogue, now);
+            return ForcePost(command, fingerprint, programs, catalogue, now, forcePostGrants);
         }
         if (purchase.CardId != command.CardId)
         {
@@ -133,12 +167,14 @@ public sealed class MemberAccount
                     $"amount_minor: {command.AmountMinor} exceeds the authorized {purchase.RemainingAuthorizedMinor} plus the {program.CaptureMarginBps} bps capture margin");
             }
         }
-        // An expired authorization is still captured: the purchase happened, so the late clearing earns in full.
+        // An expired authorization is still captured: the purchase happened, so the late clearing earns base and
+        // category cashback in full; its campaign budget went back at expiry, so campaign lines are not restored.
         var month = new MonthKey(purchase.Month);
         var accrual = Price(program, catalogue, command.AmountMinor, purchase.Mcc, purchase.MerchantId, purchase.OccurredAt, month,
-            purchase.CategoryReservedMinor);
+            purchase.CategoryReservedMinor, CapturedCampaignGrants(purchase, command.AmountMinor));
         var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
-        return Commit(new LedgerEntry
+        ReturnBudget(purchase.PendingLines, accrual.Lines);
+        var outcome = Commit(new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Capture, MemberId = MemberId,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
@@ -147,10 +183,14 @@ public sealed class MemberAccount
             Breakdown = accrual.Lines, PurchaseMonth = month.Value,
             CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor, SpendDeltaMinor = command.AmountMinor,
             PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
+            LotExpiresAt = LotExpiry(programs.Current, now),
         });
+        if (!accrual.Excluded) EarnReferral(programs.Current, now);
+        return outcome;
     }
 
-    private Result<PostingOutcome> ForcePost(CaptureCommand command, long fingerprint, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now)
+    private Result<PostingOutcome> ForcePost(CaptureCommand command, long fingerprint, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
+        IReadOnlyList<CampaignGrant>? grants)
     {
         if (command.MerchantId.Length == 0) return Fail(RejectionKind.InvalidArgument, "merchant_id: required for a force post (capture without authorization)");
         var program = programs.At(command.OccurredAt);
@@ -160,8 +200,9 @@ public sealed class MemberAccount
         }
         var purchaseId = command.AuthorizationId.Length > 0 ? command.AuthorizationId : command.TransactionId;
         var month = program.MonthOf(command.OccurredAt);
-        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0);
-        return Commit(new LedgerEntry
+        FreezeTier(program, month, now);
+        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0, grants);
+        var outcome = Commit(new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ForcePost, MemberId = MemberId,
             CardId = command.CardId, PurchaseId = purchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
@@ -169,7 +210,10 @@ public sealed class MemberAccount
             RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
             PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor, SpendDeltaMinor = command.AmountMinor,
             PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
+            LotExpiresAt = LotExpiry(programs.Current, now),
         });
+        if (!accrual.Excluded) EarnReferral(programs.Current, now);
+        return outcome;
     }
 
     public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now)
@@ -177,7 +221,7 @@ public sealed class MemberAccount
         var fingerprint = Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        ExpirePending(programs.Current, now);
+        Touch(programs.Current, now);
 
         if (!State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
         {
@@ -217,8 +261,12 @@ public sealed class MemberAccount
         var fingerprint = Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        ExpirePending(programs.Current, now);
+        Touch(programs.Current, now);
 
+        if (State.Redemptions.TryGetValue(command.OriginalTransactionId, out var redemption))
+        {
+            return RefundRedemption(command, redemption, fingerprint, programs.Current, now);
+        }
         var purchaseId = State.CaptureToPurchase.TryGetValue(command.OriginalTransactionId, out var viaCapture)
             ? viaCapture : command.OriginalTransactionId;
         if (!State.Purchases.TryGetValue(purchaseId, out var purchase))
@@ -246,8 +294,8 @@ public sealed class MemberAccount
         var clawDelta = AccrualCalculator.Difference(clawedAfter, purchase.ClawedLines);
         var clawMinor = AccrualCalculator.Sum(clawDelta);
         var capReturned = AccrualCalculator.CategorySum(clawDelta);
-        var breakdown = new AccrualLine[clawDelta.Length];
-        for (var i = 0; i < clawDelta.Length; i++) breakdown[i] = clawDelta[i] with { AmountMinor = -clawDelta[i].AmountMinor };
+        var breakdown = Negate(clawDelta);
+        ReturnBudget(clawDelta, []);
         return Commit(new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Refund, MemberId = MemberId,
@@ -268,7 +316,8 @@ public sealed class MemberAccount
         {
             return Fail(RejectionKind.FailedPrecondition, $"month: categories can be chosen for {currentMonth} or {currentMonth.Next()} only, not {command.Month}");
         }
-        var tier = program.TierOrEntry(State.TierId);
+        Touch(program, now);
+        var tier = TierFor(program, command.Month);
         var allowed = tier.CategoriesToChooseFor(State.Premium);
         if (command.Categories.Count > allowed)
         {
@@ -313,6 +362,7 @@ public sealed class MemberAccount
         foreach (var purchase in expired.OrderBy(p => p.OccurredAt).ThenBy(p => p.PurchaseId, StringComparer.Ordinal))
         {
             var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
+            ReturnBudget(purchase.PendingLines, []);
             Record(new LedgerEntry
             {
                 Sequence = State.Sequence + 1, MessageId = "expire:" + MemberId + ":" + purchase.PurchaseId, Kind = EntryKind.ExpirePending,
@@ -326,11 +376,141 @@ public sealed class MemberAccount
     }
 
     /// <summary>What an authorization of this purchase would earn now; changes nothing.</summary>
-    public Accrual Quote(ProgramHistory programs, MccCatalogue catalogue, long amountMinor, int mcc, string merchantId, DateTimeOffset at)
+    public Accrual Quote(ProgramHistory programs, MccCatalogue catalogue, long amountMinor, int mcc, string merchantId, DateTimeOffset at,
+        IReadOnlyList<CampaignGrant>? grants = null)
     {
         var program = programs.At(at);
-        return Price(program, catalogue, amountMinor, mcc, merchantId, at, program.MonthOf(at), reservedMinor: 0);
+        return Price(program, catalogue, amountMinor, mcc, merchantId, at, program.MonthOf(at), reservedMinor: 0, grants);
     }
+
+    public Result<PostingOutcome> Redeem(RedeemCommand command, ProgramHistory programs, DateTimeOffset now)
+    {
+        var fingerprint = Fingerprint.Start("redeem").Add(command.PartnerId).Add(command.AmountMinor).Value;
+        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (!State.Enrolled) return NotEnrolled();
+        Touch(programs.Current, now);
+        // Rule "redemption": pay with available bonuses only; never an overdraft.
+        if (command.AmountMinor > State.AvailableMinor)
+        {
+            return Fail(RejectionKind.FailedPrecondition, $"amount_minor: {command.AmountMinor} exceeds the available {Math.Max(0, State.AvailableMinor)}");
+        }
+        return Commit(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Redeem, MemberId = MemberId,
+            PurchaseId = command.TransactionId, AmountMinor = command.AmountMinor, PartnerId = command.PartnerId, OccurredAt = now, RecordedAt = now,
+            Fingerprint = fingerprint, AvailableDeltaMinor = -command.AmountMinor,
+            Breakdown = [new AccrualLine("redeem", -command.AmountMinor, 0, command.PartnerId)],
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - command.AmountMinor,
+        });
+    }
+
+    private Result<PostingOutcome> RefundRedemption(RefundCommand command, RedemptionRecord redemption, long fingerprint, ProgramConfig program, DateTimeOffset now)
+    {
+        var restorableMinor = redemption.AmountMinor - redemption.RestoredMinor;
+        if (command.AmountMinor > restorableMinor)
+        {
+            return Fail(RejectionKind.FailedPrecondition,
+                $"amount_minor: {command.AmountMinor} exceeds the restorable {restorableMinor} of redemption '{command.OriginalTransactionId}'");
+        }
+        // Restored bonuses form a fresh lot: the original lots were consumed and their dates are gone.
+        return Commit(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.RedeemRefund, MemberId = MemberId,
+            CardId = command.CardId, PurchaseId = command.OriginalTransactionId, AmountMinor = command.AmountMinor, PartnerId = redemption.PartnerId,
+            OccurredAt = command.OccurredAt, RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = command.AmountMinor,
+            Breakdown = [new AccrualLine("redeem", command.AmountMinor, 0, redemption.PartnerId)],
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + command.AmountMinor, LotExpiresAt = LotExpiry(program, now),
+        });
+    }
+
+    /// <summary>Opts in to a campaign that requires activation (partner clubs). Idempotent.</summary>
+    public Result<MemberState> ActivateCampaign(CampaignRule campaign, DateTimeOffset now)
+    {
+        if (!State.Enrolled) return NotEnrolled();
+        if (now >= campaign.EndsAt) return Fail(RejectionKind.FailedPrecondition, $"campaign_id: campaign '{campaign.CampaignId}' has ended");
+        if (!campaign.RequiresActivation || State.ActivatedCampaigns.Contains(campaign.CampaignId)) return State;
+        Record(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = $"activate:{MemberId}:{campaign.CampaignId}", Kind = EntryKind.ActivateCampaign,
+            MemberId = MemberId, OccurredAt = now, RecordedAt = now, Detail = campaign.CampaignId, PartnerId = campaign.PartnerId,
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+        });
+        return State;
+    }
+
+    /// <summary>Credits this member, as referrer, for a referred member's first captured purchase. Idempotent.</summary>
+    public Result<MemberState> CreditReferral(string referredMemberId, ProgramConfig program, DateTimeOffset now)
+    {
+        if (!State.Enrolled) return NotEnrolled();
+        if (State.ReferralsCredited.Contains(referredMemberId) || program.ReferralBonusMinor == 0) return State;
+        Touch(program, now);
+        Record(ReferralEntry($"referral:{MemberId}:{referredMemberId}", referredMemberId, program, now));
+        return State;
+    }
+
+    /// <summary>Housekeeping every touch does first: pending authorizations past the hold, bonus lots past expiry.</summary>
+    public void Touch(ProgramConfig program, DateTimeOffset now)
+    {
+        ExpirePending(program, now);
+        ExpireLots(now);
+    }
+
+    /// <summary>Rule "expiry": lots past their date are written off, oldest first, on next touch or sweep.</summary>
+    public void ExpireLots(DateTimeOffset now)
+    {
+        long expiredMinor = 0;
+        foreach (var lot in State.Lots)
+        {
+            if (lot.ExpiresAt > now) break;
+            expiredMinor += lot.AmountMinor;
+        }
+        if (expiredMinor == 0) return;
+        Record(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = $"expire-lots:{MemberId}:{State.Sequence + 1}", Kind = EntryKind.ExpireLots,
+            MemberId = MemberId, OccurredAt = now, RecordedAt = now, AmountMinor = expiredMinor, AvailableDeltaMinor = -expiredMinor,
+            Breakdown = [new AccrualLine("expiry", -expiredMinor)],
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - expiredMinor,
+        });
+    }
+
+    /// <summary>The lot expiring next and when: what a balance shows as "expiring soon".</summary>
+    public (long AmountMinor, DateTimeOffset? At) NextExpiry() =>
+        State.Lots.Count == 0 ? (0, null) : (State.Lots[0].AmountMinor, State.Lots[0].ExpiresAt);
+
+    /// <summary>Bonuses made available now expire at the start of the day after the same date M months on (program calendar).</summary>
+    public static DateTimeOffset LotExpiry(ProgramConfig program, DateTimeOffset now)
+    {
+        var offset = TimeSpan.FromMinutes(program.UtcOffsetMinutes);
+        var localDate = now.ToOffset(offset).Date;
+        return new DateTimeOffset(localDate.AddMonths(program.ExpiryMonths).AddDays(1), offset).ToUniversalTime();
+    }
+
+    private void FreezeTier(ProgramConfig program, MonthKey month, DateTimeOffset now)
+    {
+        if (State.Months.TryGetValue(month.Value, out var monthState) && monthState.TierId.Length > 0) return;
+        Record(new LedgerEntry
+        {
+            Sequence = State.Sequence + 1, MessageId = $"tier:{MemberId}:{month}", Kind = EntryKind.TierAssigned, MemberId = MemberId,
+            OccurredAt = now, RecordedAt = now, PurchaseMonth = month.Value, Detail = TierFor(program, month).TierId,
+            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+        });
+    }
+
+    /// <summary>Rule "referral": a referred member's first captured purchase earns it the referral bonus, once.</summary>
+    private void EarnReferral(ProgramConfig program, DateTimeOffset now)
+    {
+        if (State.ReferredBy.Length == 0 || State.ReferralEarned || program.ReferralBonusMinor == 0) return;
+        Record(ReferralEntry($"referral:{MemberId}", MemberId, program, now));
+    }
+
+    private LedgerEntry ReferralEntry(string messageId, string referredMemberId, ProgramConfig program, DateTimeOffset now) => new()
+    {
+        Sequence = State.Sequence + 1, MessageId = messageId, Kind = EntryKind.ReferralBonus, MemberId = MemberId, OccurredAt = now,
+        RecordedAt = now, Detail = referredMemberId, AmountMinor = program.ReferralBonusMinor, AvailableDeltaMinor = program.ReferralBonusMinor,
+        Breakdown = [new AccrualLine("referral", program.ReferralBonusMinor)], LotExpiresAt = LotExpiry(program, now),
+        PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + program.ReferralBonusMinor,
+    };
 
     // ------------------------------------------------------------------ projection
 
@@ -352,9 +532,22 @@ public sealed class MemberAccount
             case EntryKind.Refund: ApplyRefund(entry); break;
             case EntryKind.ChooseCategories: Month(entry.PurchaseMonth).ChosenCategories = entry.Detail.Length == 0 ? [] : entry.Detail.Split(','); break;
             case EntryKind.AuthorizeLate: break;
+            case EntryKind.TierAssigned: Month(entry.PurchaseMonth).TierId = entry.Detail; break;
+            case EntryKind.ActivateCampaign: State.ActivatedCampaigns.Add(entry.Detail); break;
+            case EntryKind.ExpireLots: break;
+            case EntryKind.ReferralBonus:
+                if (entry.Detail == MemberId) State.ReferralEarned = true;
+                else State.ReferralsCredited.Add(entry.Detail);
+                break;
+            case EntryKind.Redeem:
+                State.Redemptions[entry.MessageId] = new RedemptionRecord { PartnerId = entry.PartnerId, AmountMinor = entry.AmountMinor };
+                break;
+            case EntryKind.RedeemRefund: State.Redemptions[entry.PurchaseId].RestoredMinor += entry.AmountMinor; break;
             default: throw new InvalidOperationException($"member {MemberId}: entry {entry.MessageId} has unknown kind {entry.Kind}");
         }
+        if (entry.Kind != EntryKind.Capture) CountCampaignLines(entry.Breakdown, sign: 1);
         State.PendingMinor += entry.PendingDeltaMinor;
+        MoveLots(State.AvailableMinor, State.AvailableMinor + entry.AvailableDeltaMinor, entry.LotExpiresAt);
         State.AvailableMinor += entry.AvailableDeltaMinor;
         if (entry.PurchaseMonth != 0 && (entry.CategoryCapDeltaMinor != 0 || entry.SpendDeltaMinor != 0))
         {
@@ -380,12 +573,47 @@ public sealed class MemberAccount
         }
     }
 
+    private void CountCampaignLines(AccrualLine[] lines, int sign)
+    {
+        foreach (var line in lines)
+        {
+            if (line.AmountMinor == 0 || !line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal)) continue;
+            var campaignId = line.Rule[CampaignRule.RulePrefix.Length..];
+            State.CampaignAccrued[campaignId] = State.CampaignAccrued.GetValueOrDefault(campaignId) + sign * line.AmountMinor;
+            if (sign > 0 && line.AmountMinor > 0) State.JoinedCampaigns.Add(campaignId);
+        }
+    }
+
+    /// <summary>Keeps lots summing to max(0, available): gains beyond any debt form a lot, losses consume the oldest lots.</summary>
+    private void MoveLots(long availableBefore, long availableAfter, DateTimeOffset lotExpiresAt)
+    {
+        var before = Math.Max(0, availableBefore);
+        var after = Math.Max(0, availableAfter);
+        if (after > before)
+        {
+            var lots = State.Lots;
+            if (lots.Count > 0 && lots[^1].ExpiresAt == lotExpiresAt) lots[^1].AmountMinor += after - before;
+            else lots.Add(new BonusLot { ExpiresAt = lotExpiresAt, AmountMinor = after - before });
+            return;
+        }
+        var toConsume = before - after;
+        while (toConsume > 0)
+        {
+            var oldest = State.Lots[0];
+            var taken = Math.Min(oldest.AmountMinor, toConsume);
+            oldest.AmountMinor -= taken;
+            toConsume -= taken;
+            if (oldest.AmountMinor == 0) State.Lots.RemoveAt(0);
+        }
+    }
+
     private static bool IsProcessorMessage(EntryKind kind) => kind is EntryKind.Authorize or EntryKind.Capture or EntryKind.ForcePost
         or EntryKind.Reverse or EntryKind.ReverseParked or EntryKind.Refund or EntryKind.AuthorizeLate or EntryKind.Redeem or EntryKind.RedeemRefund;
 
     private void ApplyEnroll(LedgerEntry entry)
     {
         var (tier, premium, referredBy) = ParseEnrollDetail(entry.Detail);
+        if (entry.PurchaseMonth != 0) Month(entry.PurchaseMonth).TierId = tier;
         State.Enrolled = true;
         State.TierId = tier;
         State.Premium = premium;
@@ -419,6 +647,9 @@ public sealed class MemberAccount
     private void ApplyCapture(LedgerEntry entry)
     {
         var purchase = State.Purchases[entry.PurchaseId];
+        // Campaign accrual moves from the pending lines to the captured ones.
+        CountCampaignLines(purchase.PendingLines, sign: -1);
+        CountCampaignLines(entry.Breakdown, sign: 1);
         purchase.State = PurchaseState.Captured;
         purchase.CaptureId = entry.MessageId;
         purchase.CapturedMinor = entry.AmountMinor;
@@ -480,6 +711,7 @@ public sealed class MemberAccount
         var delta = DifferenceKeepingShape(pendingAfterLines, purchase.PendingLines);
         var pendingDelta = AccrualCalculator.Sum(delta);
         var capDelta = AccrualCalculator.CategorySum(pendingAfterLines) - purchase.CategoryReservedMinor;
+        ReturnBudget(purchase.PendingLines, pendingAfterLines);
         return new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = messageId, Kind = kind, MemberId = MemberId, CardId = cardId,
@@ -491,12 +723,40 @@ public sealed class MemberAccount
     }
 
     private Accrual Price(ProgramConfig program, MccCatalogue catalogue, long amountMinor, int mcc, string merchantId, DateTimeOffset at,
-        MonthKey month, long reservedMinor)
+        MonthKey month, long reservedMinor, IReadOnlyList<CampaignGrant>? grants = null) =>
+        AccrualCalculator.Compute(program, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, at), Facts(program, month, reservedMinor), grants);
+
+    private MemberFacts Facts(ProgramConfig program, MonthKey month, long reservedMinor)
     {
         var monthState = State.Months.GetValueOrDefault(month.Value);
-        var member = new MemberFacts(program.TierOrEntry(State.TierId), State.Premium, monthState?.ChosenCategories ?? [],
+        return new MemberFacts(TierFor(program, month), State.Premium, monthState?.ChosenCategories ?? [],
             (monthState?.CategoryCapUsedMinor ?? 0) - reservedMinor);
-        return AccrualCalculator.Compute(program, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, at), member);
+    }
+
+    /// <summary>At capture, campaign bonuses follow the captured share of what is still authorized, never more than was granted.</summary>
+    private static CampaignGrant[] CapturedCampaignGrants(PurchaseRecord purchase, long capturedMinor)
+    {
+        var grants = new List<CampaignGrant>();
+        if (purchase.RemainingAuthorizedMinor == 0) return [];
+        var share = Math.Min(capturedMinor, purchase.RemainingAuthorizedMinor);
+        foreach (var line in purchase.PendingLines)
+        {
+            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
+            var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
+            grants.Add(new CampaignGrant(campaign, Money.Proportion(line.AmountMinor, share, purchase.RemainingAuthorizedMinor)));
+        }
+        return [.. grants];
+    }
+
+    /// <summary>Records budget given back: what campaign lines had before minus what they keep after.</summary>
+    private void ReturnBudget(IReadOnlyList<AccrualLine> before, IReadOnlyList<AccrualLine> after)
+    {
+        foreach (var line in before)
+        {
+            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal)) continue;
+            var returned = line.AmountMinor - AccrualCalculator.CampaignSum(after, line.Rule);
+            if (returned > 0) _budgetReturns.Add(new BudgetReturn(line.Rule[CampaignRule.RulePrefix.Length..], returned));
+        }
     }
 
     private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint)
@@ -561,6 +821,9 @@ public sealed class MemberAccount
         return (parts[0], parts.Length > 1 && parts[1] == "premium", parts.Length > 2 ? parts[2] : "");
     }
 }
+
+/// <summary>Campaign budget a reversal, refund or expiry gave back.</summary>
+public readonly record struct BudgetReturn(string CampaignId, long AmountMinor);
 
 /// <summary>Either a value or a rejection; no exceptions for expected refusals.</summary>
 public readonly struct Result<T>

@@ -36,6 +36,8 @@ public sealed class PurchaseRecord
 /// <summary>What a member has in one program month.</summary>
 public sealed class MonthState
 {
+    /// <summary>The tier frozen for this month on the member's first event in it (rule "tier").</summary>
+    public string TierId { get; set; } = "";
     public string[] ChosenCategories { get; set; } = [];
     /// <summary>Category (non-base) cashback counted against the monthly cap, pending included.</summary>
     public long CategoryCapUsedMinor { get; set; }
@@ -88,4 +90,31 @@ public sealed class MemberState
     public Dictionary<int, MonthState> Months { get; set; } = [];
     public Dictionary<string, List<ParkedReversal>> ParkedReversals { get; set; } = new(StringComparer.Ordinal);
     public Dictionary<string, ProcessedMessage> Processed { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Campaign id → net bonus accrued from it (per-member caps; refunds give headroom back).</summary>
+    public Dictionary<string, long> CampaignAccrued { get; set; } = new(StringComparer.Ordinal);
+    public HashSet<string> ActivatedCampaigns { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Campaigns whose first-N member slot this member holds.</summary>
+    public HashSet<string> JoinedCampaigns { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Available bonuses by expiry, oldest first; they always sum to max(0, AvailableMinor).</summary>
+    public List<BonusLot> Lots { get; set; } = [];
+    public Dictionary<string, RedemptionRecord> Redemptions { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>This member's own referral bonus (for its first captured purchase) was granted.</summary>
+    public bool ReferralEarned { get; set; }
+    /// <summary>Referred members this member was credited for, as referrer.</summary>
+    public HashSet<string> ReferralsCredited { get; set; } = new(StringComparer.Ordinal);
+}
+
+/// <summary>Bonuses that became available together and expire together (rule "expiry").</summary>
+public sealed class BonusLot
+{
+    public DateTimeOffset ExpiresAt { get; set; }
+    public long AmountMinor { get; set; }
+}
+
+/// <summary>A payment with bonuses at a partner, and how much of it refunds restored.</summary>
+public sealed class RedemptionRecord
+{
+    public string PartnerId { get; set; } = "";
+    public long AmountMinor { get; set; }
+    public long RestoredMinor { get; set; }
 }

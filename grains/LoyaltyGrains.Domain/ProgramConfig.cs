@@ -52,6 +52,9 @@ public sealed record ProgramConfig
     public DateTimeOffset EffectiveFrom { get; init; } = DateTimeOffset.UnixEpoch;
     public IReadOnlyDictionary<string, int> CategoryRateOverridesBps { get; init; } = FrozenDictionary<string, int>.Empty;
 
+    /// <summary>Premium members are at least in this tier, whatever their spend (empty: no floor).</summary>
+    public string PremiumMinimumTierId { get; init; } = "";
+
     /// <summary>The program's calendar (months, caps, tiers) is kept in this fixed offset; Moscow: +180.</summary>
     public int UtcOffsetMinutes { get; init; } = 180;
 
@@ -68,15 +71,25 @@ public sealed record ProgramConfig
 
     public TierRule TierOrEntry(string? tierId) => tierId is null ? EntryTier : FindTier(tierId) ?? EntryTier;
 
-    /// <summary>The highest tier whose spend threshold the previous month's captured spend reaches.</summary>
-    public TierRule TierForSpend(long previousMonthSpendMinor)
+    /// <summary>
+    /// Rule "tier": the highest tier whose spend threshold the previous month's captured spend reaches; premium
+    /// members are lifted to the premium minimum tier if that is higher.
+    /// </summary>
+    public TierRule TierForSpend(long previousMonthSpendMinor, bool premium)
     {
-        var chosen = Tiers[0];
-        foreach (var tier in Tiers)
+        var chosen = 0;
+        for (var i = 0; i < Tiers.Count; i++)
         {
-            if (previousMonthSpendMinor >= tier.MinMonthlySpendMinor) chosen = tier;
+            if (previousMonthSpendMinor >= Tiers[i].MinMonthlySpendMinor) chosen = i;
         }
-        return chosen;
+        if (premium && PremiumMinimumTierId.Length > 0)
+        {
+            for (var i = chosen + 1; i < Tiers.Count; i++)
+            {
+                if (Tiers[i].TierId == PremiumMinimumTierId) chosen = i;
+            }
+        }
+        return Tiers[chosen];
     }
 
     public bool IsExcludedMcc(int mcc, MccCatalogue catalogue) =>
@@ -136,6 +149,7 @@ public sealed record ProgramConfig
         if (CaptureMarginBps is < 0 or > RateBpsMax) errors.Add($"capture_margin_bps: must be 0..{RateBpsMax}");
         if (ExpiryMonths is < 1 or > 120) errors.Add("expiry_months: must be 1..120");
         if (ReferralBonusMinor < 0) errors.Add("referral_bonus_minor: must be >= 0");
+        if (PremiumMinimumTierId.Length > 0 && FindTier(PremiumMinimumTierId) is null) errors.Add($"premium_minimum_tier_id: '{PremiumMinimumTierId}' is not a tier");
         if (UtcOffsetMinutes is < -720 or > 840) errors.Add("utc_offset_minutes: must be -720..840");
         return errors;
     }
@@ -160,5 +174,6 @@ public sealed record ProgramConfig
         CategoryRateOverridesBps = new Dictionary<string, int> { ["restaurants"] = 700, ["taxi"] = 700 }.ToFrozenDictionary(),
         Currencies = ["RUB"],
         ReferralBonusMinor = 50_000,
+        PremiumMinimumTierId = "silver",
     };
 }

@@ -35,6 +35,10 @@ public static class Mapping
         EntryKind.Redeem => "redeem",
         EntryKind.RedeemRefund => "redeem_refund",
         EntryKind.AuthorizeLate => "authorize_late",
+        EntryKind.TierAssigned => "tier_assigned",
+        EntryKind.ActivateCampaign => "activate_campaign",
+        EntryKind.ExpireLots => "expire_lots",
+        EntryKind.ReferralBonus => "referral_bonus",
         _ => kind.ToString(),
     };
 }
