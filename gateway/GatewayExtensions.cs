@@ -28,6 +28,7 @@ public static class GatewayExtensions
         endpoints.MapGrpcService<ProcessingService>();
         endpoints.MapGrpcService<BalancesService>();
         endpoints.MapGrpcService<AdminService>();
+        endpoints.MapGrpcService<OffersService>();
         endpoints.MapGrpcHealthChecksService();
         endpoints.MapGrpcReflectionService();
         return endpoints;

@@ -33,10 +33,36 @@ public sealed class AdminService(IGrainFactory grains) : Admin.AdminBase
         return ProtoMapping.ToCard(await grains.CardGrain(cardId).Block());
     }
 
+    public override async Task<Campaign> UpsertCampaign(Campaign request, ServerCallContext context)
+    {
+        var rule = ProtoMapping.ToDomain(request);
+        Validate.Id(rule.CampaignId, "campaign_id");
+        if (rule.PartnerId.Length > 0 && await grains.PartnerGrain(Validate.Id(rule.PartnerId, "partner_id")).GetPartner() is null)
+        {
+            throw new RpcException(new Status(StatusCode.NotFound, $"partner_id: partner '{rule.PartnerId}' does not exist; UpsertPartner first"));
+        }
+        foreach (var merchant in rule.MerchantIds) Validate.Id(merchant, "merchant_ids");
+        var errors = rule.Validate(MccCatalogue.Default);
+        if (errors.Count > 0) throw new RpcException(new Status(StatusCode.InvalidArgument, string.Join("; ", errors)));
+        var status = await grains.CampaignGrain(rule.CampaignId).Upsert(DomainJson.Serialize(rule));
+        var reply = ProtoMapping.ToProto(DomainJson.Deserialize<CampaignRule>(status.CampaignJson));
+        reply.BudgetSpentMinor = status.BudgetLeasedMinor;
+        reply.MembersJoined = status.SlotsLeased;
+        return reply;
+    }
+
+    public override async Task<Partner> UpsertPartner(Partner request, ServerCallContext context)
+    {
+        var partnerId = Validate.Id(request.PartnerId, "partner_id");
+        if (request.Name.Length is 0 or > 200) throw Validate.Invalid("name", "required, at most 200 characters");
+        var info = await grains.PartnerGrain(partnerId).Upsert(request.Name);
+        return new Partner { PartnerId = info.PartnerId, Name = info.Name };
+    }
+
     public override async Task<V1.Program> GetProgram(GetProgramRequest request, ServerCallContext context)
     {
         var versions = await grains.GetGrain<IProgramGrain>(IProgramGrain.Key).GetVersions();
-        return ProtoMapping.ToProto(ProgramJson.Deserialize(versions[^1]));
+        return ProtoMapping.ToProto(DomainJson.Deserialize<ProgramConfig>(versions[^1]));
     }
 
     public override async Task<V1.Program> SetProgram(V1.Program request, ServerCallContext context)
@@ -44,7 +70,7 @@ public sealed class AdminService(IGrainFactory grains) : Admin.AdminBase
         var program = ProtoMapping.ToDomain(request);
         var errors = program.Validate(MccCatalogue.Default);
         if (errors.Count > 0) throw new RpcException(new Status(StatusCode.InvalidArgument, string.Join("; ", errors)));
-        var stored = await grains.GetGrain<IProgramGrain>(IProgramGrain.Key).SetProgram(ProgramJson.Serialize(program));
-        return ProtoMapping.ToProto(ProgramJson.Deserialize(stored));
+        var stored = await grains.GetGrain<IProgramGrain>(IProgramGrain.Key).SetProgram(DomainJson.Serialize(program));
+        return ProtoMapping.ToProto(DomainJson.Deserialize<ProgramConfig>(stored));
     }
 }

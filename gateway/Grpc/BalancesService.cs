@@ -24,6 +24,19 @@ public sealed class BalancesService(IGrainFactory grains) : Balances.BalancesBas
         return ProtoMapping.ToBalance(await grains.MemberGrain(memberId).ChooseCategories(request.Month, [.. request.Categories]));
     }
 
+    public override async Task<PostingReply> Redeem(RedeemRequest request, ServerCallContext context)
+    {
+        var transactionId = Validate.Id(request.TransactionId, "transaction_id");
+        var memberId = Validate.Id(request.MemberId, "member_id");
+        var partnerId = Validate.Id(request.PartnerId, "partner_id");
+        var amount = Validate.PositiveAmount(request.AmountMinor, "amount_minor");
+        if (await grains.PartnerGrain(partnerId).GetPartner() is null)
+        {
+            throw new RpcException(new Status(StatusCode.NotFound, $"partner_id: partner '{partnerId}' does not exist"));
+        }
+        return ProtoMapping.ToReply(await grains.MemberGrain(memberId).Redeem(transactionId, partnerId, amount));
+    }
+
     public override async Task<Statement> GetStatement(GetStatementRequest request, ServerCallContext context)
     {
         var memberId = Validate.Id(request.MemberId, "member_id");

@@ -78,6 +78,32 @@ public static class ProtoMapping
 
     public static Card ToCard(CardInfo info) => new() { CardId = info.CardId, MemberId = info.MemberId, Blocked = info.Blocked };
 
+    public static Campaign ToProto(CampaignRule rule)
+    {
+        var campaign = new Campaign
+        {
+            CampaignId = rule.CampaignId, Name = rule.Name, PartnerId = rule.PartnerId, RateBps = rule.RateBps, FixedBonusMinor = rule.FixedBonusMinor,
+            MinAmountMinor = rule.MinAmountMinor, StartsAt = Timestamp.FromDateTimeOffset(rule.StartsAt), EndsAt = Timestamp.FromDateTimeOffset(rule.EndsAt),
+            BudgetMinor = rule.BudgetMinor, MaxMembers = rule.MaxMembers, PerMemberCapMinor = rule.PerMemberCapMinor, MinTier = rule.MinTier,
+            RequiresActivation = rule.RequiresActivation, StackingOrder = rule.StackingOrder,
+        };
+        campaign.Mccs.AddRange(rule.Mccs);
+        campaign.Categories.AddRange(rule.Categories);
+        campaign.MerchantIds.AddRange(rule.MerchantIds);
+        return campaign;
+    }
+
+    public static CampaignRule ToDomain(Campaign campaign) => new()
+    {
+        CampaignId = campaign.CampaignId, Name = campaign.Name, PartnerId = campaign.PartnerId, Mccs = [.. campaign.Mccs],
+        Categories = [.. campaign.Categories], MerchantIds = [.. campaign.MerchantIds], RateBps = campaign.RateBps,
+        FixedBonusMinor = campaign.FixedBonusMinor, MinAmountMinor = campaign.MinAmountMinor,
+        StartsAt = campaign.StartsAt?.ToDateTimeOffset() ?? DateTimeOffset.MinValue,
+        EndsAt = campaign.EndsAt?.ToDateTimeOffset() ?? DateTimeOffset.MinValue, BudgetMinor = campaign.BudgetMinor,
+        MaxMembers = campaign.MaxMembers, PerMemberCapMinor = campaign.PerMemberCapMinor, MinTier = campaign.MinTier,
+        RequiresActivation = campaign.RequiresActivation, StackingOrder = campaign.StackingOrder,
+    };
+
     public static V1.Program ToProto(ProgramConfig config)
     {
         var program = new V1.Program
@@ -90,6 +116,7 @@ public static class ProtoMapping
             Version = config.Version,
             EffectiveFrom = Timestamp.FromDateTimeOffset(config.EffectiveFrom),
             UtcOffsetMinutes = config.UtcOffsetMinutes,
+            PremiumMinimumTierId = config.PremiumMinimumTierId,
         };
         foreach (var tier in config.Tiers)
         {
@@ -128,6 +155,7 @@ public static class ProtoMapping
         ReferralBonusMinor = program.ReferralBonusMinor,
         EffectiveFrom = program.EffectiveFrom?.ToDateTimeOffset() ?? DateTimeOffset.UnixEpoch,
         UtcOffsetMinutes = program.UtcOffsetMinutes,
+        PremiumMinimumTierId = program.PremiumMinimumTierId,
         CategoryRateOverridesBps = program.CategoryRateOverridesBps.ToDictionary(p => p.Key, p => p.Value),
     };
 }

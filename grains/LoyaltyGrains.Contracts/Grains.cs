@@ -16,6 +16,12 @@ public interface IMemberGrain : IGrainWithStringKey
     [Alias("ChooseCategories")] Task<BalanceView> ChooseCategories(string month, string[] categories);
     [Alias("GetStatement")] Task<StatementPage> GetStatement(int pageSize, long beforeSequence);
     [Alias("IsEnrolled")] Task<bool> IsEnrolled();
+    [Alias("Redeem")] Task<PostingResult> Redeem(string transactionId, string partnerId, long amountMinor);
+    [Alias("Quote")] Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor);
+    [Alias("ListOffers")] Task<OfferListing> ListOffers();
+    [Alias("ActivateOffer")] Task<OfferListing> ActivateOffer(string campaignId);
+    /// <summary>Credits the referral bonus for a referred member's first captured purchase; idempotent.</summary>
+    [Alias("CreditReferral")] Task CreditReferral(string referredMemberId);
 }
 
 /// <summary>
@@ -55,6 +61,8 @@ public static class GrainKeys
 {
     public const string MemberPrefix = "m/";
     public const string CardPrefix = "c/";
+    public const string CampaignPrefix = "k/";
+    public const string PartnerPrefix = "p/";
 
     public static string Member(string memberId) => MemberPrefix + memberId;
 
@@ -66,4 +74,75 @@ public static class GrainKeys
     public static IMemberGrain MemberGrain(this IGrainFactory grains, string memberId) => grains.GetGrain<IMemberGrain>(Member(memberId));
 
     public static ICardGrain CardGrain(this IGrainFactory grains, string cardId) => grains.GetGrain<ICardGrain>(Card(cardId));
+
+    public static ICampaignGrain CampaignGrain(this IGrainFactory grains, string campaignId) => grains.GetGrain<ICampaignGrain>(CampaignPrefix + campaignId);
+
+    public static IPartnerGrain PartnerGrain(this IGrainFactory grains, string partnerId) => grains.GetGrain<IPartnerGrain>(PartnerPrefix + partnerId);
 }
+
+/// <summary>A campaign's definition and its budget ledger of leases. Keyed by campaign id.</summary>
+[Alias("lg.ICampaignGrain")]
+public interface ICampaignGrain : IGrainWithStringKey
+{
+    /// <summary>Creates or replaces the definition (JSON of the domain CampaignRule); budget already leased stays leased.</summary>
+    [Alias("Upsert")] Task<CampaignStatus> Upsert(string campaignJson);
+
+    [Alias("GetStatus"), ReadOnly] Task<CampaignStatus> GetStatus();
+
+    /// <summary>
+    /// Leases up to the wanted budget and first-N member slots to one silo. Never grants beyond the budget: the sum
+    /// of outstanding leases and spend is at most the campaign's budget.
+    /// </summary>
+    [Alias("AcquireLease")] Task<CampaignLease> AcquireLease(long budgetWantedMinor, int slotsWanted);
+
+    /// <summary>Gives back a lease's unspent budget and slots (lease end, or budget returned by reversals and refunds).</summary>
+    [Alias("ReturnLease")] Task ReturnLease(long budgetMinor, int slots);
+}
+
+/// <summary>All campaign definitions, for every silo's rules replica and for listing offers. Singleton key "campaigns".</summary>
+[Alias("lg.ICampaignRegistryGrain")]
+public interface ICampaignRegistryGrain : IGrainWithStringKey
+{
+    public const string Key = "campaigns";
+
+    [Alias("Put")] Task Put(string campaignId, string campaignJson);
+
+    [Alias("GetAll"), ReadOnly] Task<string[]> GetAll();
+}
+
+/// <summary>A funding partner. Keyed by partner id.</summary>
+[Alias("lg.IPartnerGrain")]
+public interface IPartnerGrain : IGrainWithStringKey
+{
+    [Alias("Upsert")] Task<PartnerInfo> Upsert(string name);
+
+    [Alias("GetPartner"), ReadOnly] Task<PartnerInfo?> GetPartner();
+}
+
+[GenerateSerializer, Immutable, Alias("lg.CampaignLease")]
+public sealed record CampaignLease(
+    [property: Id(0)] long BudgetMinor,
+    [property: Id(1)] int Slots,
+    /// <summary>The campaign could not give all that was asked: its budget or slots are (for now) used up.</summary>
+    [property: Id(2)] bool Exhausted);
+
+[GenerateSerializer, Immutable, Alias("lg.CampaignStatus")]
+public sealed record CampaignStatus(
+    [property: Id(0)] string CampaignJson,
+    /// <summary>Budget handed to silos and not returned: an upper bound of what members were granted.</summary>
+    [property: Id(1)] long BudgetLeasedMinor,
+    [property: Id(2)] int SlotsLeased,
+    [property: Id(3)] long LeaseCalls);
+
+[GenerateSerializer, Immutable, Alias("lg.PartnerInfo")]
+public sealed record PartnerInfo([property: Id(0)] string PartnerId, [property: Id(1)] string Name);
+
+[GenerateSerializer, Immutable, Alias("lg.Eligibility")]
+public sealed record Eligibility(
+    [property: Id(0)] string MemberId,
+    [property: Id(1)] string[] CampaignIds,
+    [property: Id(2)] long ExpectedAccrualMinor,
+    [property: Id(3)] BreakdownItem[] Breakdown);
+
+[GenerateSerializer, Immutable, Alias("lg.OfferListing")]
+public sealed record OfferListing([property: Id(0)] string[] CampaignsJson, [property: Id(1)] string[] ActivatedCampaignIds);

@@ -45,7 +45,7 @@ public sealed record CampaignRule
         if (Mccs.Count > 0 && !Mccs.Contains(purchase.Mcc)) return false;
         if (Categories.Count > 0 && !Categories.Contains(category)) return false;
         if (MerchantIds.Count > 0 && !MerchantIds.Contains(purchase.MerchantId)) return false;
-        if (MinTier.Length > 0 && TierIndex(program, tier.TierId) < TierIndex(program, MinTier)) return false;
+        if (!QualifiesTier(program, tier.TierId)) return false;
         return true;
     }
 
@@ -75,17 +75,10 @@ public sealed record CampaignRule
         return errors;
     }
 
-    private static int TierIndex(ProgramConfig program, string tierId)
-    {
-        for (var i = 0; i < program.Tiers.Count; i++)
-        {
-            if (program.Tiers[i].TierId == tierId) return i;
-        }
-        return int.MaxValue;
-    }
+    public bool QualifiesTier(ProgramConfig program, string tierId) => MinTier.Length == 0 || program.TierIndex(tierId) >= program.TierIndex(MinTier);
 }
 
 /// <summary>What a campaign would pay for a purchase (Desired), and what its budget lease granted (Granted).</summary>
 public readonly record struct CampaignClaim(CampaignRule Campaign, long DesiredMinor, bool NeedsMemberSlot);
 
-public readonly record struct CampaignGrant(CampaignRule Campaign, long GrantedMinor);
+public readonly record struct CampaignGrant(CampaignRule Campaign, long GrantedMinor, bool TookMemberSlot = false);

@@ -55,6 +55,11 @@ public sealed class MemberAccount
             Facts(program, month, reservedMinor: 0), campaigns, CampaignFacts);
     }
 
+    public bool HasProcessed(string transactionId) => State.Processed.ContainsKey(transactionId);
+
+    /// <summary>Whether a capture would be a force post (no known authorization, MCC given): only then it claims campaigns.</summary>
+    public bool IsForcePost(string authorizationId, int mcc) => mcc >= 0 && (authorizationId.Length == 0 || !State.Purchases.ContainsKey(authorizationId));
+
     public MonthState Month(int month) =>
         State.Months.TryGetValue(month, out var state) ? state : State.Months[month] = new MonthState();
 

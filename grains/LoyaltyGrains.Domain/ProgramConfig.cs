@@ -69,6 +69,16 @@ public sealed record ProgramConfig
         return null;
     }
 
+    /// <summary>Position of a tier, lowest first; int.MaxValue for an unknown id (so it is never reached).</summary>
+    public int TierIndex(string tierId)
+    {
+        for (var i = 0; i < Tiers.Count; i++)
+        {
+            if (Tiers[i].TierId == tierId) return i;
+        }
+        return int.MaxValue;
+    }
+
     public TierRule TierOrEntry(string? tierId) => tierId is null ? EntryTier : FindTier(tierId) ?? EntryTier;
 
     /// <summary>

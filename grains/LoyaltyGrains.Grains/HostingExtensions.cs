@@ -12,9 +12,11 @@ public static class HostingExtensions
     {
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ILedger, InMemoryLedger>();
-        services.AddSingleton<ProgramProvider>();
-        services.AddSingleton<IProgramProvider>(sp => sp.GetRequiredService<ProgramProvider>());
-        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<ProgramProvider>());
+        services.AddSingleton<RulesProvider>();
+        services.AddSingleton<IRulesProvider>(sp => sp.GetRequiredService<RulesProvider>());
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RulesProvider>());
+        services.AddSingleton<CampaignBudgets>();
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<CampaignBudgets>());
         return services;
     }
 }

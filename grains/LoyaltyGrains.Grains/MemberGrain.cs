@@ -16,19 +16,20 @@ public sealed class MemberSnapshot
 
 /// <summary>
 /// Thin host of a <see cref="MemberAccount"/>: decides a command in memory, commits its ledger entries, then replies.
-/// Not reentrant: one message at a time, so a decision always sees the committed state. If a commit fails the
+/// Not reentrant: one message at a time, so a decision always sees the committed state. If a commit fails, the
 /// in-memory state (which already applied the entries) is dropped and rebuilt from snapshot + ledger.
 /// </summary>
 public sealed class MemberGrain(
     [PersistentState("member", StorageNames.Loyalty)] IPersistentState<MemberSnapshot> snapshot,
     ILedger ledger,
-    IProgramProvider programs,
+    IRulesProvider rules,
+    CampaignBudgets budgets,
     TimeProvider clock,
     ILogger<MemberGrain> logger) : Grain, IMemberGrain
 {
     /// <summary>Snapshot after this many entries, or on the timer/deactivation, so activation replays few rows.</summary>
     public const int SnapshotEveryEntries = 200;
-    public static readonly TimeSpan SnapshotInterval = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
     public const int StatementPageSizeMax = 200;
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General);
@@ -41,7 +42,8 @@ public sealed class MemberGrain(
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         await LoadAsync(cancellationToken);
-        this.RegisterGrainTimer(_ => SnapshotIfBehindAsync(1), new GrainTimerCreationOptions(SnapshotInterval, SnapshotInterval));
+        this.RegisterGrainTimer(_ => SweepAsync(), new GrainTimerCreationOptions(SweepInterval, SweepInterval));
+        if (_account!.State.ReferralEarned) await NotifyReferrerAsync(_account);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -57,58 +59,81 @@ public sealed class MemberGrain(
         }
     }
 
+    // ------------------------------------------------------------------ member and postings
+
     public async Task<MemberInfo> Enroll(bool premium, string referredBy, string tier)
     {
         var account = await AccountAsync();
-        var result = account.Enroll(new EnrollCommand(MemberId, premium, referredBy, tier), programs.Programs.Current, clock.GetUtcNow());
+        var result = account.Enroll(new EnrollCommand(MemberId, premium, referredBy, tier), rules.Programs.Current, clock.GetUtcNow());
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
         return Info(account.State);
     }
 
-    public async Task<MemberInfo> GetMember()
-    {
-        var account = await EnrolledAsync();
-        return Info(account.State);
-    }
+    public async Task<MemberInfo> GetMember() => Info((await EnrolledAsync()).State);
 
-    public Task<bool> IsEnrolled() => AccountAsync().ContinueWith(t => t.Result.State.Enrolled, TaskScheduler.Current);
+    public async Task<bool> IsEnrolled() => (await AccountAsync()).State.Enrolled;
 
     public async Task<PostingResult> Authorize(AuthorizeMessage m)
     {
         var account = await AccountAsync();
+        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled
+            ? []
+            : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
         var result = account.Authorize(new AuthorizeCommand(m.TransactionId, m.CardId, m.AmountMinor, m.Currency, m.Mcc, m.MerchantId, m.OccurredAt),
-            programs.Programs, programs.Catalogue, clock.GetUtcNow());
-        return await ReplyAsync(account, result);
+            rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+        return await ReplyAsync(account, result, grants);
     }
 
     public async Task<PostingResult> Capture(CaptureMessage m)
     {
         var account = await AccountAsync();
-        var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt, m.Mcc, m.MerchantId, m.Currency),
-            programs.Programs, programs.Catalogue, clock.GetUtcNow());
-        return await ReplyAsync(account, result);
+        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc)
+            ? []
+            : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
+        var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt, m.Mcc, m.MerchantId, m.Currency), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+        return await ReplyAsync(account, result, grants);
     }
 
     public async Task<PostingResult> Reverse(ReverseMessage m)
     {
         var account = await AccountAsync();
         var result = account.Reverse(new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt),
-            programs.Programs, clock.GetUtcNow());
-        return await ReplyAsync(account, result);
+            rules.Programs, clock.GetUtcNow());
+        return await ReplyAsync(account, result, []);
     }
 
     public async Task<PostingResult> Refund(RefundMessage m)
     {
         var account = await AccountAsync();
         var result = account.Refund(new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt),
-            programs.Programs, clock.GetUtcNow());
-        return await ReplyAsync(account, result);
+            rules.Programs, clock.GetUtcNow());
+        return await ReplyAsync(account, result, []);
     }
+
+    public async Task<PostingResult> Redeem(string transactionId, string partnerId, long amountMinor)
+    {
+        var account = await AccountAsync();
+        var result = account.Redeem(new RedeemCommand(transactionId, partnerId, amountMinor), rules.Programs, clock.GetUtcNow());
+        return await ReplyAsync(account, result, []);
+    }
+
+    public async Task CreditReferral(string referredMemberId)
+    {
+        var account = await AccountAsync();
+        var result = account.CreditReferral(referredMemberId, rules.Programs.Current, clock.GetUtcNow());
+        await CommitAsync(account);
+        ThrowIfRejected(result.Rejection);
+    }
+
+    // ------------------------------------------------------------------ reads and choices
 
     public async Task<BalanceView> GetBalance()
     {
         var account = await EnrolledAsync();
+        // Lots past expiry are written off before they are shown (rule "expiry", on next touch).
+        account.ExpireLots(clock.GetUtcNow());
+        await CommitAsync(account);
         return BalanceOf(account);
     }
 
@@ -119,7 +144,7 @@ public sealed class MemberGrain(
             throw new LoyaltyRejectedException(RejectionCode.InvalidArgument, $"month: '{month}' is not a month in the form YYYY-MM");
         }
         var account = await AccountAsync();
-        var result = account.ChooseCategories(new ChooseCategoriesCommand(monthKey, categories), programs.Programs, clock.GetUtcNow());
+        var result = account.ChooseCategories(new ChooseCategoriesCommand(monthKey, categories), rules.Programs, clock.GetUtcNow());
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
         return BalanceOf(account, monthKey);
@@ -136,19 +161,57 @@ public sealed class MemberGrain(
         return new StatementPage(page, next);
     }
 
+    /// <summary>What an authorization of this purchase would earn now, with its breakdown; changes nothing.</summary>
+    public async Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor)
+    {
+        var account = await EnrolledAsync();
+        var now = clock.GetUtcNow();
+        var claims = account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, amountMinor, mcc, merchantId, now);
+        var grants = claims.Select(c => new CampaignGrant(c.Campaign, budgets.HasBudget(c.Campaign) ? c.DesiredMinor : 0)).ToArray();
+        var accrual = account.Quote(rules.Programs, rules.Catalogue, amountMinor, mcc, merchantId, now, grants);
+        var applied = grants.Where(g => g.GrantedMinor > 0).Select(g => g.Campaign.CampaignId).ToArray();
+        return new Eligibility(MemberId, applied, accrual.TotalMinor, Mapping.ToItems(accrual.Lines));
+    }
+
+    public async Task<OfferListing> ListOffers() => Offers(await EnrolledAsync());
+
+    public async Task<OfferListing> ActivateOffer(string campaignId)
+    {
+        var account = await EnrolledAsync();
+        var campaign = rules.FindCampaign(campaignId)
+            ?? throw new LoyaltyRejectedException(RejectionCode.NotFound, $"campaign_id: campaign '{campaignId}' does not exist");
+        var result = account.ActivateCampaign(campaign, clock.GetUtcNow());
+        await CommitAsync(account);
+        ThrowIfRejected(result.Rejection);
+        return Offers(account);
+    }
+
     // ------------------------------------------------------------------ plumbing
 
-    private async Task<PostingResult> ReplyAsync(MemberAccount account, Result<PostingOutcome> result)
+    private async Task<PostingResult> ReplyAsync(MemberAccount account, Result<PostingOutcome> result, CampaignGrant[] grants)
     {
-        await CommitAsync(account);
+        var returns = account.BudgetReturns.ToArray();
+        LedgerEntry[] committed;
+        try
+        {
+            committed = await CommitAsync(account);
+        }
+        catch
+        {
+            budgets.Release(grants);
+            throw;
+        }
+        if (!result.IsOk || result.Value!.Duplicate) budgets.Release(grants);
+        budgets.Return(returns);
+        if (Array.Exists(committed, e => e.Kind == EntryKind.ReferralBonus && e.Detail == MemberId)) await NotifyReferrerAsync(account);
         ThrowIfRejected(result.Rejection);
         return Mapping.ToResult(result.Value!);
     }
 
     /// <summary>Commits what the last decision recorded. The reply waits for this: an ack means durable.</summary>
-    private async Task CommitAsync(MemberAccount account)
+    private async Task<LedgerEntry[]> CommitAsync(MemberAccount account)
     {
-        if (account.Uncommitted.Count == 0) return;
+        if (account.Uncommitted.Count == 0) return [];
         var entries = account.Uncommitted.ToArray();
         account.ClearUncommitted();
         try
@@ -173,6 +236,33 @@ public sealed class MemberGrain(
             throw;
         }
         if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await SnapshotIfBehindAsync(SnapshotEveryEntries);
+        return entries;
+    }
+
+    /// <summary>The referrer's bonus: at least once (after commit, and again on every activation), idempotent at the referrer.</summary>
+    private async Task NotifyReferrerAsync(MemberAccount account)
+    {
+        try
+        {
+            await GrainFactory.MemberGrain(account.State.ReferredBy).CreditReferral(MemberId);
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "Member {MemberId}: crediting referrer {Referrer} failed; retried on next activation", MemberId, account.State.ReferredBy);
+        }
+    }
+
+    /// <summary>The periodic sweep of an active member: expiries without waiting for a touch, then a snapshot if behind.</summary>
+    private async Task SweepAsync()
+    {
+        if (_account is { State.Enrolled: true } account)
+        {
+            account.Touch(rules.Programs.Current, clock.GetUtcNow());
+            var returns = account.BudgetReturns.ToArray();
+            await CommitAsync(account);
+            budgets.Return(returns);
+        }
+        await SnapshotIfBehindAsync(1);
     }
 
     private async Task<MemberAccount> AccountAsync()
@@ -211,14 +301,26 @@ public sealed class MemberGrain(
 
     private BalanceView BalanceOf(MemberAccount account, MonthKey? month = null)
     {
-        var program = programs.Programs.Current;
+        var program = rules.Programs.Current;
         var key = month ?? program.MonthOf(clock.GetUtcNow());
         var state = account.State;
         var monthState = state.Months.GetValueOrDefault(key.Value);
-        var tier = program.TierOrEntry(state.TierId);
+        var tier = account.TierFor(program, key);
         var capLeft = Math.Max(0, tier.CategoryCapFor(state.Premium) - (monthState?.CategoryCapUsedMinor ?? 0));
+        var (expiringMinor, expiringAt) = account.NextExpiry();
         return new BalanceView(MemberId, state.AvailableMinor, state.PendingMinor, tier.TierId, monthState?.ChosenCategories ?? [],
-            key.ToString(), capLeft, 0, null, state.Premium, state.Sequence);
+            key.ToString(), capLeft, expiringMinor, expiringAt, state.Premium, state.Sequence);
+    }
+
+    private OfferListing Offers(MemberAccount account)
+    {
+        var now = clock.GetUtcNow();
+        var program = rules.Programs.Current;
+        var tier = account.TierFor(program, program.MonthOf(now));
+        var offers = rules.Campaigns
+            .Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId))
+            .Select(DomainJson.Serialize).ToArray();
+        return new OfferListing(offers, [.. account.State.ActivatedCampaigns.Order(StringComparer.Ordinal)]);
     }
 
     private static MemberInfo Info(MemberState state) => new(state.MemberId, state.Premium, state.ReferredBy, state.TierId, state.EnrolledAt);

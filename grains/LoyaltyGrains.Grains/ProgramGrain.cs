@@ -14,19 +14,19 @@ public sealed class ProgramGrainState
 public sealed class ProgramGrain(
     [PersistentState("program", StorageNames.Loyalty)] IPersistentState<ProgramGrainState> state,
     TimeProvider clock,
-    ProgramProvider provider) : Grain, IProgramGrain
+    RulesProvider provider) : Grain, IProgramGrain
 {
     public Task<string[]> GetVersions() =>
-        Task.FromResult(state.State.Versions.Count == 0 ? [ProgramJson.Serialize(ProgramConfig.Default)] : state.State.Versions.ToArray());
+        Task.FromResult(state.State.Versions.Count == 0 ? [DomainJson.Serialize(ProgramConfig.Default)] : state.State.Versions.ToArray());
 
     public async Task<string> SetProgram(string programJson)
     {
-        var program = ProgramJson.Deserialize(programJson);
+        var program = DomainJson.Deserialize<ProgramConfig>(programJson);
         var errors = program.Validate(MccCatalogue.Default);
         if (errors.Count > 0) throw new LoyaltyRejectedException(RejectionCode.InvalidArgument, string.Join("; ", errors));
 
-        var versions = state.State.Versions.Count == 0 ? [ProgramJson.Serialize(ProgramConfig.Default)] : state.State.Versions;
-        var current = ProgramJson.Deserialize(versions[^1]);
+        var versions = state.State.Versions.Count == 0 ? [DomainJson.Serialize(ProgramConfig.Default)] : state.State.Versions;
+        var current = DomainJson.Deserialize<ProgramConfig>(versions[^1]);
         var now = clock.GetUtcNow();
         // A version never takes effect in the past: purchases already priced keep their prices.
         var effectiveFrom = program.EffectiveFrom > now ? program.EffectiveFrom : now;
@@ -36,10 +36,10 @@ public sealed class ProgramGrain(
                 $"effective_from: must not precede the current version {current.Version}'s {current.EffectiveFrom:O}");
         }
         var stored = program with { Version = current.Version + 1, EffectiveFrom = effectiveFrom };
-        var json = ProgramJson.Serialize(stored);
+        var json = DomainJson.Serialize(stored);
         state.State.Versions = [.. versions, json];
         await state.WriteStateAsync();
-        provider.Install([.. state.State.Versions]);
+        provider.InstallPrograms([.. state.State.Versions]);
         return json;
     }
 }

@@ -117,9 +117,9 @@ public sealed class CalculatorTests
     [Fact]
     public void Program_round_trips_through_json()
     {
-        var json = ProgramJson.Serialize(Program);
-        var back = ProgramJson.Deserialize(json);
-        Assert.Equal(json, ProgramJson.Serialize(back));
+        var json = DomainJson.Serialize(Program);
+        var back = DomainJson.Deserialize<ProgramConfig>(json);
+        Assert.Equal(json, DomainJson.Serialize(back));
         Assert.Empty(back.Validate(Catalogue));
     }
 }

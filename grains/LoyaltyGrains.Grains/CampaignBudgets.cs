@@ -1,0 +1,191 @@
+using System.Collections.Concurrent;
+using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Domain;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace LoyaltyGrains.Grains;
+
+/// <summary>
+/// This silo's campaign budget leases. Member grains reserve bonuses from a local lease (microseconds, no grain call);
+/// when a lease runs short it draws the next chunk (1/32 of the budget or what the purchase needs) from the
+/// campaign's grain. Idle leases give their unspent part back after <see cref="LeaseIdleMax"/>, and all of them on
+/// shutdown. Budget can therefore never be overspent: every kopeck granted to a member came out of a lease the
+/// campaign grain durably counted.
+/// </summary>
+public sealed class CampaignBudgets(IGrainFactory grains, IRulesProvider rules, TimeProvider clock, ILogger<CampaignBudgets> logger) : BackgroundService
+{
+    public const int ChunksPerBudget = 32;
+    public static readonly TimeSpan LeaseIdleMax = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan ExhaustedRetryAfter = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(5);
+
+    private readonly ConcurrentDictionary<string, LocalLease> _leases = new(StringComparer.Ordinal);
+    private long _leaseCalls;
+
+    /// <summary>Calls this silo made to campaign grains (acquire and return), for the "calls per 1 000 purchases" figure.</summary>
+    public long LeaseCalls => Interlocked.Read(ref _leaseCalls);
+
+    public async ValueTask<CampaignGrant[]> ReserveAsync(IReadOnlyList<CampaignClaim> claims)
+    {
+        if (claims.Count == 0) return [];
+        var grants = new CampaignGrant[claims.Count];
+        for (var i = 0; i < claims.Count; i++) grants[i] = await ReserveOneAsync(claims[i]);
+        return grants;
+    }
+
+    /// <summary>Puts back grants a refused or uncommitted decision did not use.</summary>
+    public void Release(IReadOnlyList<CampaignGrant> grants)
+    {
+        foreach (var grant in grants)
+        {
+            if (grant.GrantedMinor > 0 || grant.TookMemberSlot) GiveBack(grant.Campaign.CampaignId, grant.GrantedMinor, grant.TookMemberSlot ? 1 : 0);
+        }
+    }
+
+    /// <summary>Budget that committed reversals, refunds and expiries gave back.</summary>
+    public void Return(IReadOnlyList<BudgetReturn> returns)
+    {
+        foreach (var returned in returns) GiveBack(returned.CampaignId, returned.AmountMinor, 0);
+    }
+
+    /// <summary>Whether a quote may count on this campaign's budget now (optimistic when nothing says otherwise).</summary>
+    public bool HasBudget(CampaignRule campaign)
+    {
+        if (campaign.BudgetMinor == 0) return true;
+        if (!_leases.TryGetValue(campaign.CampaignId, out var lease)) return true;
+        return Volatile.Read(ref lease.BudgetMinor) > 0 || clock.GetUtcNow() >= lease.ExhaustedUntil;
+    }
+
+    private async ValueTask<CampaignGrant> ReserveOneAsync(CampaignClaim claim)
+    {
+        var campaign = claim.Campaign;
+        var budgetLimited = campaign.BudgetMinor > 0;
+        if (!budgetLimited && !claim.NeedsMemberSlot) return new CampaignGrant(campaign, claim.DesiredMinor);
+        var lease = _leases.GetOrAdd(campaign.CampaignId, _ => new LocalLease());
+        await lease.Gate.WaitAsync();
+        while (lease.Ended)
+        {
+            // The sweeper ended this lease while we waited: use the campaign's next one.
+            lease.Gate.Release();
+            lease = _leases.GetOrAdd(campaign.CampaignId, _ => new LocalLease());
+            await lease.Gate.WaitAsync();
+        }
+        try
+        {
+            var now = clock.GetUtcNow();
+            lease.LastUsed = now;
+            var shortOfBudget = budgetLimited && lease.BudgetMinor < claim.DesiredMinor;
+            var shortOfSlot = claim.NeedsMemberSlot && lease.Slots == 0;
+            if ((shortOfBudget || shortOfSlot) && now >= lease.ExhaustedUntil)
+            {
+                var budgetWanted = shortOfBudget ? Math.Max(claim.DesiredMinor - lease.BudgetMinor, campaign.BudgetMinor / ChunksPerBudget) : 0;
+                var slotsWanted = shortOfSlot ? Math.Max(1, campaign.MaxMembers / ChunksPerBudget) : 0;
+                Interlocked.Increment(ref _leaseCalls);
+                var granted = await grains.CampaignGrain(campaign.CampaignId).AcquireLease(budgetWanted, slotsWanted);
+                Interlocked.Add(ref lease.BudgetMinor, granted.BudgetMinor);
+                Interlocked.Add(ref lease.Slots, granted.Slots);
+                if (granted.Exhausted) lease.ExhaustedUntil = now + ExhaustedRetryAfter;
+            }
+            if (claim.NeedsMemberSlot && lease.Slots == 0) return new CampaignGrant(campaign, 0);
+            // Only reservations (under the gate) take from a lease; GiveBack only adds, so the balance never goes negative.
+            var amount = budgetLimited ? Math.Min(claim.DesiredMinor, Volatile.Read(ref lease.BudgetMinor)) : claim.DesiredMinor;
+            if (amount <= 0) return new CampaignGrant(campaign, 0);
+            if (budgetLimited) Interlocked.Add(ref lease.BudgetMinor, -amount);
+            if (claim.NeedsMemberSlot) Interlocked.Decrement(ref lease.Slots);
+            return new CampaignGrant(campaign, amount, claim.NeedsMemberSlot);
+        }
+        finally
+        {
+            lease.Gate.Release();
+        }
+    }
+
+    private void GiveBack(string campaignId, long budgetMinor, int slots)
+    {
+        var campaign = rules.FindCampaign(campaignId);
+        if (campaign is null || (campaign.BudgetMinor == 0 && campaign.MaxMembers == 0)) return;
+        var budget = campaign.BudgetMinor == 0 ? 0 : budgetMinor;
+        if (_leases.TryGetValue(campaignId, out var lease) && !lease.Ended)
+        {
+            Interlocked.Add(ref lease.BudgetMinor, budget);
+            Interlocked.Add(ref lease.Slots, slots);
+            // Ended between the check and the add: the sweeper may have taken its sums already, so hand this back directly.
+            if (!lease.Ended) return;
+            budget = Interlocked.Exchange(ref lease.BudgetMinor, 0);
+            slots = Interlocked.Exchange(ref lease.Slots, 0);
+        }
+        _ = ReturnToCampaignAsync(campaignId, budget, slots);
+    }
+
+    private async Task ReturnToCampaignAsync(string campaignId, long budgetMinor, int slots)
+    {
+        if (budgetMinor == 0 && slots == 0) return;
+        try
+        {
+            Interlocked.Increment(ref _leaseCalls);
+            await grains.CampaignGrain(campaignId).ReturnLease(budgetMinor, slots);
+        }
+        catch (Exception ex)
+        {
+            // Safe direction: an unreturned part is under-spend, never overspend.
+            logger.LogWarning(ex, "Campaign {CampaignId}: returning {Budget} minor and {Slots} slots failed", campaignId, budgetMinor, slots);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(SweepInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken)) await EndLeasesAsync(idleOnly: true);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await EndLeasesAsync(idleOnly: false);
+    }
+
+    /// <summary>Ends idle leases (or all): their unspent budget and slots go back to the campaign.</summary>
+    public async Task EndLeasesAsync(bool idleOnly)
+    {
+        var now = clock.GetUtcNow();
+        foreach (var (campaignId, lease) in _leases)
+        {
+            if (idleOnly && now - lease.LastUsed < LeaseIdleMax) continue;
+            await lease.Gate.WaitAsync();
+            long budget;
+            int slots;
+            try
+            {
+                lease.Ended = true;
+                _leases.TryRemove(campaignId, out _);
+                budget = Interlocked.Exchange(ref lease.BudgetMinor, 0);
+                slots = Interlocked.Exchange(ref lease.Slots, 0);
+            }
+            finally
+            {
+                lease.Gate.Release();
+            }
+            await ReturnToCampaignAsync(campaignId, budget, slots);
+        }
+    }
+
+    // A SemaphoreSlim only needs disposing once its wait handle is used; this one's never is.
+#pragma warning disable CA1001
+    private sealed class LocalLease
+#pragma warning restore CA1001
+    {
+        public readonly SemaphoreSlim Gate = new(1, 1);
+        public long BudgetMinor;
+        public int Slots;
+        public DateTimeOffset LastUsed;
+        public DateTimeOffset ExhaustedUntil;
+        public volatile bool Ended;
+    }
+}
