@@ -120,6 +120,13 @@ public static class AccrualCalculator
             var needsSlot = campaign.MaxMembers > 0 && !memberCampaigns.Joined.Contains(campaign.CampaignId);
             claims.Add(new CampaignClaim(campaign, desired, needsSlot));
         }
+        // Rule "stacking order": lower stacking_order first (then id), for the breakdown and for who is served first.
+        if (claims.Count > 1)
+        {
+            claims.Sort((a, b) => a.Campaign.StackingOrder != b.Campaign.StackingOrder
+                ? a.Campaign.StackingOrder.CompareTo(b.Campaign.StackingOrder)
+                : string.CompareOrdinal(a.Campaign.CampaignId, b.Campaign.CampaignId));
+        }
         return claims;
     }
 
