@@ -95,7 +95,7 @@ public sealed class MemberAccount
             .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        Touch(programs.Current, now);
+        Touch(programs.At(now), now);
 
         var program = programs.At(command.OccurredAt);
         if (!program.AcceptsCurrency(command.Currency))
@@ -138,7 +138,7 @@ public sealed class MemberAccount
             .Add(command.OccurredAt.UtcTicks).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        Touch(programs.Current, now);
+        Touch(programs.At(now), now);
 
         if (command.AuthorizationId.Length == 0 || !State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
         {
@@ -188,9 +188,9 @@ public sealed class MemberAccount
             Breakdown = accrual.Lines, PurchaseMonth = month.Value,
             CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor, SpendDeltaMinor = command.AmountMinor,
             PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
-            LotExpiresAt = LotExpiry(programs.Current, now),
+            LotExpiresAt = LotExpiry(programs.At(now), now),
         });
-        if (!accrual.Excluded) EarnReferral(programs.Current, now);
+        if (!accrual.Excluded) EarnReferral(programs.At(now), now);
         return outcome;
     }
 
@@ -215,9 +215,9 @@ public sealed class MemberAccount
             RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
             PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor, SpendDeltaMinor = command.AmountMinor,
             PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
-            LotExpiresAt = LotExpiry(programs.Current, now),
+            LotExpiresAt = LotExpiry(programs.At(now), now),
         });
-        if (!accrual.Excluded) EarnReferral(programs.Current, now);
+        if (!accrual.Excluded) EarnReferral(programs.At(now), now);
         return outcome;
     }
 
@@ -226,7 +226,7 @@ public sealed class MemberAccount
         var fingerprint = Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        Touch(programs.Current, now);
+        Touch(programs.At(now), now);
 
         if (!State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
         {
@@ -266,11 +266,11 @@ public sealed class MemberAccount
         var fingerprint = Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        Touch(programs.Current, now);
+        Touch(programs.At(now), now);
 
         if (State.Redemptions.TryGetValue(command.OriginalTransactionId, out var redemption))
         {
-            return RefundRedemption(command, redemption, fingerprint, programs.Current, now);
+            return RefundRedemption(command, redemption, fingerprint, programs.At(now), now);
         }
         var purchaseId = State.CaptureToPurchase.TryGetValue(command.OriginalTransactionId, out var viaCapture)
             ? viaCapture : command.OriginalTransactionId;
@@ -315,7 +315,7 @@ public sealed class MemberAccount
     public Result<MemberState> ChooseCategories(ChooseCategoriesCommand command, ProgramHistory programs, DateTimeOffset now)
     {
         if (!State.Enrolled) return NotEnrolled();
-        var program = programs.Current;
+        var program = programs.At(now);
         var currentMonth = program.MonthOf(now);
         if (command.Month < currentMonth || command.Month > currentMonth.Next())
         {
@@ -393,7 +393,7 @@ public sealed class MemberAccount
         var fingerprint = Fingerprint.Start("redeem").Add(command.PartnerId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
-        Touch(programs.Current, now);
+        Touch(programs.At(now), now);
         // Rule "redemption": pay with available bonuses only; never an overdraft.
         if (command.AmountMinor > State.AvailableMinor)
         {

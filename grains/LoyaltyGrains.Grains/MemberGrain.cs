@@ -64,7 +64,8 @@ public sealed class MemberGrain(
     public async Task<MemberInfo> Enroll(bool premium, string referredBy, string tier)
     {
         var account = await AccountAsync();
-        var result = account.Enroll(new EnrollCommand(MemberId, premium, referredBy, tier), rules.Programs.Current, clock.GetUtcNow());
+        var now = clock.GetUtcNow();
+        var result = account.Enroll(new EnrollCommand(MemberId, premium, referredBy, tier), rules.Programs.At(now), now);
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
         return Info(account.State);
@@ -121,7 +122,8 @@ public sealed class MemberGrain(
     public async Task CreditReferral(string referredMemberId)
     {
         var account = await AccountAsync();
-        var result = account.CreditReferral(referredMemberId, rules.Programs.Current, clock.GetUtcNow());
+        var now = clock.GetUtcNow();
+        var result = account.CreditReferral(referredMemberId, rules.Programs.At(now), now);
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
     }
@@ -257,7 +259,8 @@ public sealed class MemberGrain(
     {
         if (_account is { State.Enrolled: true } account)
         {
-            account.Touch(rules.Programs.Current, clock.GetUtcNow());
+            var now = clock.GetUtcNow();
+            account.Touch(rules.Programs.At(now), now);
             var returns = account.BudgetReturns.ToArray();
             await CommitAsync(account);
             budgets.Return(returns);
@@ -301,8 +304,9 @@ public sealed class MemberGrain(
 
     private BalanceView BalanceOf(MemberAccount account, MonthKey? month = null)
     {
-        var program = rules.Programs.Current;
-        var key = month ?? program.MonthOf(clock.GetUtcNow());
+        var now = clock.GetUtcNow();
+        var program = rules.Programs.At(now);
+        var key = month ?? program.MonthOf(now);
         var state = account.State;
         var monthState = state.Months.GetValueOrDefault(key.Value);
         var tier = account.TierFor(program, key);
@@ -315,7 +319,7 @@ public sealed class MemberGrain(
     private OfferListing Offers(MemberAccount account)
     {
         var now = clock.GetUtcNow();
-        var program = rules.Programs.Current;
+        var program = rules.Programs.At(now);
         var tier = account.TierFor(program, program.MonthOf(now));
         var offers = rules.Campaigns
             .Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId))

@@ -16,6 +16,9 @@ public sealed class ProgramGrain(
     TimeProvider clock,
     RulesProvider provider) : Grain, IProgramGrain
 {
+    /// <summary>Two refresh intervals of <see cref="RulesProvider"/>: by then every running silo holds the new version.</summary>
+    public static readonly TimeSpan PropagationDelay = 2 * RulesProvider.RefreshInterval;
+
     public Task<string[]> GetVersions() =>
         Task.FromResult(state.State.Versions.Count == 0 ? [DomainJson.Serialize(ProgramConfig.Default)] : state.State.Versions.ToArray());
 
@@ -27,9 +30,10 @@ public sealed class ProgramGrain(
 
         var versions = state.State.Versions.Count == 0 ? [DomainJson.Serialize(ProgramConfig.Default)] : state.State.Versions;
         var current = DomainJson.Deserialize<ProgramConfig>(versions[^1]);
-        var now = clock.GetUtcNow();
-        // A version never takes effect in the past: purchases already priced keep their prices.
-        var effectiveFrom = program.EffectiveFrom > now ? program.EffectiveFrom : now;
+        // A version never takes effect in the past (purchases already priced keep their prices), nor before every
+        // silo's rules replica has fetched it, so no silo prices a purchase by a version it has not seen yet.
+        var earliest = clock.GetUtcNow() + PropagationDelay;
+        var effectiveFrom = program.EffectiveFrom > earliest ? program.EffectiveFrom : earliest;
         if (effectiveFrom < current.EffectiveFrom)
         {
             throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition,

@@ -110,6 +110,24 @@ public sealed class CampaignClusterTests(ClusterFixture fixture, ITestOutputHelp
     }
 
     [Fact]
+    public async Task Program_change_reaches_every_silo_before_it_takes_effect()
+    {
+        var program = Grains.GetGrain<IProgramGrain>(IProgramGrain.Key);
+        var current = DomainJson.Deserialize<ProgramConfig>((await program.GetVersions())[^1]);
+        var stored = DomainJson.Deserialize<ProgramConfig>(await program.SetProgram(DomainJson.Serialize(current with { ReferralBonusMinor = current.ReferralBonusMinor + 1 })));
+        Assert.Equal(current.Version + 1, stored.Version);
+        Assert.True(stored.EffectiveFrom >= ClusterFixture.Clock.GetUtcNow() + ProgramGrain.PropagationDelay);
+        // Every silo's replica picks it up by polling, within the propagation delay (bounded wait, not a fixed sleep).
+        var deadline = DateTime.UtcNow + ProgramGrain.PropagationDelay + TimeSpan.FromSeconds(3);
+        foreach (var silo in fixture.Cluster.Silos)
+        {
+            var rules = Services(silo).GetRequiredService<RulesProvider>();
+            while (rules.Programs.Current.Version < stored.Version && DateTime.UtcNow < deadline) await Task.Delay(50);
+            Assert.Equal(stored.Version, rules.Programs.Current.Version);
+        }
+    }
+
+    [Fact]
     public async Task Redemption_never_overdraws_and_refund_restores_it()
     {
         var run = Guid.NewGuid().ToString("N")[..8];
