@@ -17,6 +17,69 @@ public sealed class BalancesService(IGrainFactory grains) : Balances.BalancesBas
         return ProtoMapping.ToBalance(await grains.MemberGrain(memberId).GetBalance());
     }
 
+    /// <summary>Renew the watch well within the grain's watcher lease.</summary>
+    public static readonly TimeSpan WatchRenewInterval = TimeSpan.FromSeconds(IMemberGrain.WatchLeaseSeconds / 3);
+
+    public override async Task WatchBalance(GetBalanceRequest request, IServerStreamWriter<Balance> responseStream, ServerCallContext context)
+    {
+        var memberId = Validate.Id(request.MemberId, "member_id");
+        var member = grains.MemberGrain(memberId);
+        // Bounded: a client that reads slowly sees the newest balances, not an ever-growing backlog.
+        var updates = System.Threading.Channels.Channel.CreateBounded<BalanceView>(new System.Threading.Channels.BoundedChannelOptions(16)
+        {
+            FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest, SingleReader = true,
+        });
+        var observer = new BalanceWatcher(updates.Writer);
+        var reference = grains.CreateObjectReference<IBalanceObserver>(observer);
+        try
+        {
+            var lastSequence = -1L;
+            await Send(await member.Watch(reference));
+            using var renew = new PeriodicTimer(WatchRenewInterval);
+            var renewTick = renew.WaitForNextTickAsync(context.CancellationToken).AsTask();
+            while (!context.CancellationToken.IsCancellationRequested)
+            {
+                var next = updates.Reader.WaitToReadAsync(context.CancellationToken).AsTask();
+                var done = await Task.WhenAny(next, renewTick);
+                if (done == renewTick)
+                {
+                    if (!await renewTick) break;
+                    // Renewal also re-registers after the member grain moved or re-activated.
+                    await Send(await member.Watch(reference));
+                    renewTick = renew.WaitForNextTickAsync(context.CancellationToken).AsTask();
+                    continue;
+                }
+                if (!await next) break;
+                while (updates.Reader.TryRead(out var view)) await Send(view);
+            }
+
+            async Task Send(BalanceView view)
+            {
+                if (view.Sequence <= lastSequence) return;
+                lastSequence = view.Sequence;
+                await responseStream.WriteAsync(ProtoMapping.ToBalance(view), context.CancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (context.CancellationToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            member.Unwatch(reference).Ignore();
+            grains.DeleteObjectReference<IBalanceObserver>(reference);
+            GC.KeepAlive(observer);
+        }
+    }
+
+    private sealed class BalanceWatcher(System.Threading.Channels.ChannelWriter<BalanceView> writer) : IBalanceObserver
+    {
+        public Task BalanceChanged(BalanceView balance)
+        {
+            writer.TryWrite(balance);
+            return Task.CompletedTask;
+        }
+    }
+
     public override async Task<Balance> ChooseCategories(ChooseCategoriesRequest request, ServerCallContext context)
     {
         var memberId = Validate.Id(request.MemberId, "member_id");

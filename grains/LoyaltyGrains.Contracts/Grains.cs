@@ -20,8 +20,22 @@ public interface IMemberGrain : IGrainWithStringKey
     [Alias("Quote")] Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor);
     [Alias("ListOffers")] Task<OfferListing> ListOffers();
     [Alias("ActivateOffer")] Task<OfferListing> ActivateOffer(string campaignId);
+    /// <summary>Registers (or renews, within <see cref="WatchLeaseSeconds"/>) a balance watcher; returns the current balance.</summary>
+    [Alias("Watch")] Task<BalanceView> Watch(IBalanceObserver observer);
+    [Alias("Unwatch"), OneWay] Task Unwatch(IBalanceObserver observer);
+
+    /// <summary>A watcher not renewed within this many seconds is dropped (watchers are not durable).</summary>
+    public const int WatchLeaseSeconds = 60;
+
     /// <summary>Credits the referral bonus for a referred member's first captured purchase; idempotent.</summary>
     [Alias("CreditReferral")] Task CreditReferral(string referredMemberId);
+}
+
+/// <summary>Told of every committed balance change of a watched member (mobile push, WatchBalance).</summary>
+[Alias("lg.IBalanceObserver")]
+public interface IBalanceObserver : IGrainObserver
+{
+    [Alias("BalanceChanged"), OneWay] Task BalanceChanged(BalanceView balance);
 }
 
 /// <summary>

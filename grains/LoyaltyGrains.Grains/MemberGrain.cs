@@ -34,8 +34,12 @@ public sealed class MemberGrain(
 
     private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General);
 
+    /// <summary>Watchers per member at most: a limit on everything.</summary>
+    public const int WatchersMax = 64;
+
     private MemberAccount? _account;
     private long _snapshotSequence;
+    private Dictionary<IBalanceObserver, DateTimeOffset>? _watchers;
 
     private string MemberId => GrainKeys.IdOf(this.GetPrimaryKeyString());
 
@@ -188,7 +192,50 @@ public sealed class MemberGrain(
         return Offers(account);
     }
 
+    public async Task<BalanceView> Watch(IBalanceObserver observer)
+    {
+        var account = await EnrolledAsync();
+        _watchers ??= [];
+        if (!_watchers.ContainsKey(observer) && _watchers.Count >= WatchersMax)
+        {
+            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"member_id: at most {WatchersMax} watchers per member");
+        }
+        _watchers[observer] = clock.GetUtcNow().AddSeconds(IMemberGrain.WatchLeaseSeconds);
+        return BalanceOf(account);
+    }
+
+    public Task Unwatch(IBalanceObserver observer)
+    {
+        _watchers?.Remove(observer);
+        return Task.CompletedTask;
+    }
+
     // ------------------------------------------------------------------ plumbing
+
+    /// <summary>Pushes the new balance to watchers after a commit; one-way, so a slow watcher cannot hold the member.</summary>
+    private void NotifyWatchers(MemberAccount account)
+    {
+        if (_watchers is not { Count: > 0 }) return;
+        var now = clock.GetUtcNow();
+        var view = BalanceOf(account);
+        foreach (var (observer, expiresAt) in _watchers.ToArray())
+        {
+            if (expiresAt < now)
+            {
+                _watchers.Remove(observer);
+                continue;
+            }
+            try
+            {
+                observer.BalanceChanged(view).Ignore();
+            }
+            catch (Exception ex)
+            {
+                logger.LogDebug(ex, "Member {MemberId}: dropping a watcher", MemberId);
+                _watchers.Remove(observer);
+            }
+        }
+    }
 
     private async Task<PostingResult> ReplyAsync(MemberAccount account, Result<PostingOutcome> result, CampaignGrant[] grants)
     {
@@ -237,6 +284,7 @@ public sealed class MemberGrain(
             _account = null;
             throw;
         }
+        NotifyWatchers(account);
         if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await SnapshotIfBehindAsync(SnapshotEveryEntries);
         return entries;
     }

@@ -109,6 +109,27 @@ public sealed class GrpcContractTests(EngineFixture engine) : IClassFixture<Engi
     }
 
     [Fact]
+    public async Task Watch_balance_streams_the_current_balance_then_every_change()
+    {
+        var (member, card) = await EnrollAsync("w");
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        using var watch = Balances.WatchBalance(new GetBalanceRequest { MemberId = member }, cancellationToken: cancel.Token);
+        Assert.True(await watch.ResponseStream.MoveNext(cancel.Token));
+        Assert.Equal((0L, 0L), (watch.ResponseStream.Current.AvailableMinor, watch.ResponseStream.Current.PendingMinor));
+        await Processing.AuthorizeAsync(Auth("w1-" + member, card));
+        Assert.True(await watch.ResponseStream.MoveNext(cancel.Token));
+        Assert.Equal(1_000, watch.ResponseStream.Current.PendingMinor);
+        await Processing.CaptureAsync(new CaptureRequest { TransactionId = "w1c-" + member, AuthorizationId = "w1-" + member, CardId = card, AmountMinor = 100_000 });
+        Assert.True(await watch.ResponseStream.MoveNext(cancel.Token));
+        Assert.Equal((1_000L, 0L), (watch.ResponseStream.Current.AvailableMinor, watch.ResponseStream.Current.PendingMinor));
+        await Fails(StatusCode.NotFound, async () =>
+        {
+            using var stranger = Balances.WatchBalance(new GetBalanceRequest { MemberId = "nobody-" + member });
+            await stranger.ResponseStream.MoveNext();
+        }, "member_id");
+    }
+
+    [Fact]
     public async Task Program_round_trips_and_health_and_reflection_answer()
     {
         var program = await Admin.GetProgramAsync(new GetProgramRequest());
