@@ -15,18 +15,36 @@ public static class DemoDay
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        var target = args.Length >= 2 && args[0] == "--target" ? args[1] : "http://127.0.0.1:5000";
+        var targetIndex = Array.IndexOf(args, "--target");
+        var target = targetIndex >= 0 && targetIndex + 1 < args.Length ? args[targetIndex + 1] : "http://127.0.0.1:5000";
+        Verbose = args.Contains("--verbose");
         using var channel = GrpcChannel.ForAddress(target);
         var processing = new Processing.ProcessingClient(channel);
-        var balances = new Balances.BalancesClient(channel);
+        Balances = new Balances.BalancesClient(channel);
+        var balances = Balances;
+        var admin = new Admin.AdminClient(channel);
         var run = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
         var day = DateTimeOffset.UtcNow.Date;
         string Id(string name) => $"demo-{run}-{name}";
         Timestamp At(int hour, int minute) => Timestamp.FromDateTimeOffset(new DateTimeOffset(day, TimeSpan.Zero).AddHours(hour).AddMinutes(minute).AddHours(-3));
 
-        Console.WriteLine($"Demo day against {target} (run {run}); amounts in RUB, member anna (card card-anna-1), boris (card-boris-1)\n");
+        Console.WriteLine($"Demo day against {target} (run {run}); amounts in RUB; anna (card card-anna-1) and boris (card-boris-1) are seeded, dasha is enrolled now\n");
         try
         {
+            var dasha = "dasha-" + run;
+            var enroll = new EnrollMemberRequest { MemberId = dasha };
+            Print("enroll dasha", enroll, await admin.EnrollMemberAsync(enroll));
+            var issue = new IssueCardRequest { CardId = "card-" + dasha, MemberId = dasha };
+            Print("issue her card", issue, await admin.IssueCardAsync(issue));
+            await Show("dasha: 1 000.00 at MCC 5411", processing.AuthorizeAsync(Auth(Id("d1"), "card-" + dasha, 100_000, 5411, "magnit", At(7, 30))), dasha);
+            await Show("       capture", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("d1-c"), AuthorizationId = Id("d1"), CardId = "card-" + dasha, AmountMinor = 100_000, OccurredAt = At(7, 31) }), dasha);
+            await Show("       the same authorization again (processor retry)", processing.AuthorizeAsync(Auth(Id("d1"), "card-" + dasha, 100_000, 5411, "magnit", At(7, 30))), dasha);
+            await Show("dasha: 2 500.00 at MCC 5732, then cancelled", processing.AuthorizeAsync(Auth(Id("d2"), "card-" + dasha, 250_000, 5732, "dns", At(7, 45))), dasha);
+            await Show("       reversal", processing.ReverseAsync(new ReverseRequest { TransactionId = Id("d2-v"), AuthorizationId = Id("d2"), CardId = "card-" + dasha }), dasha);
+            await Show("       refund of 400.00 of the 1 000.00 purchase", processing.RefundAsync(new RefundRequest { TransactionId = Id("d1-r"), OriginalTransactionId = Id("d1-c"), CardId = "card-" + dasha, AmountMinor = 40_000 }), dasha);
+            await Show("       transfer 3 000.00 at MCC 4829 (excluded)", processing.AuthorizeAsync(Auth(Id("d3"), "card-" + dasha, 300_000, 4829, "p2p", At(7, 50))), dasha);
+            await Show("       a bad amount (0)", processing.AuthorizeAsync(Auth(Id("d4"), "card-" + dasha, 0, 5411, "magnit", At(7, 55))), dasha);
+            Console.WriteLine();
             await Show("08:10 coffee 250.00 at MCC 5814", processing.AuthorizeAsync(Auth(Id("coffee"), "card-anna-1", 25_000, 5814, "coffee-house", At(8, 10))));
             await Show("       capture coffee", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("coffee-c"), AuthorizationId = Id("coffee"), CardId = "card-anna-1", AmountMinor = 25_000, OccurredAt = At(8, 11) }));
             await Show("09:00 metro 60.00 at MCC 4111 (below the 100.00 minimum)", processing.AuthorizeAsync(Auth(Id("metro"), "card-anna-1", 6_000, 4111, "metro", At(9, 0))));
@@ -64,17 +82,33 @@ public static class DemoDay
         TransactionId = id, CardId = card, AmountMinor = amountMinor, Currency = "RUB", Mcc = mcc, MerchantId = merchant, OccurredAt = at,
     };
 
-    private static async Task Show(string what, AsyncUnaryCall<PostingReply> call)
+    private static bool Verbose { get; set; }
+
+    private static Balances.BalancesClient Balances { get; set; } = null!;
+
+    private static void Print(string what, Google.Protobuf.IMessage request, Google.Protobuf.IMessage reply)
+    {
+        if (!Verbose) return;
+        Console.WriteLine($"{what}\n  request: {Google.Protobuf.JsonFormatter.Default.Format(request)}\n  reply:   {Google.Protobuf.JsonFormatter.Default.Format(reply)}");
+    }
+
+    private static async Task Show(string what, AsyncUnaryCall<PostingReply> call, string? member = null)
     {
         try
         {
             var reply = await call;
             var lines = string.Join(", ", reply.Breakdown.Select(b => $"{b.Rule} {Money.Format(b.AmountMinor)}"));
             Console.WriteLine($"{what,-66} {reply.Status,-9} accrued {Money.Format(reply.AccruedMinor),8}  pending {Money.Format(reply.PendingMinor),8}  available {Money.Format(reply.AvailableMinor),8}  {(lines.Length > 0 ? "[" + lines + "]" : "")}");
+            if (Verbose) Console.WriteLine($"  reply:   {Google.Protobuf.JsonFormatter.Default.Format(reply)}");
         }
         catch (RpcException ex) when (ex.StatusCode != StatusCode.Unavailable)
         {
             Console.WriteLine($"{what,-66} {ex.StatusCode}: {ex.Status.Detail}");
+        }
+        if (Verbose && member is not null)
+        {
+            var balance = await Balances.GetBalanceAsync(new GetBalanceRequest { MemberId = member });
+            Console.WriteLine($"  balance: {Google.Protobuf.JsonFormatter.Default.Format(balance)}");
         }
     }
 }
