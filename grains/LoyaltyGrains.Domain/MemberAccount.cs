@@ -561,6 +561,7 @@ public sealed class MemberAccount
             month.CapturedSpendMinor += entry.SpendDeltaMinor;
         }
         State.Sequence = entry.Sequence;
+        if (entry.Sequence % DedupePruneEveryEntries == 0) PruneProcessed(entry.RecordedAt);
         if (IsProcessorMessage(entry.Kind))
         {
             State.Processed[entry.MessageId] = new ProcessedMessage
@@ -576,6 +577,26 @@ public sealed class MemberAccount
             throw new InvalidOperationException(
                 $"member {MemberId}: after entry {entry.MessageId} (seq {entry.Sequence}) pending/available are {State.PendingMinor}/{State.AvailableMinor}, the entry says {entry.PendingAfterMinor}/{entry.AvailableAfterMinor}");
         }
+    }
+
+    /// <summary>
+    /// Processed messages stay in memory this long; an older retry is recognised by the ledger's unique message id
+    /// (the grain then answers DUPLICATE from the ledger row). Keeps a long-lived member's memory bounded.
+    /// </summary>
+    public static readonly TimeSpan DedupeMemory = TimeSpan.FromDays(45);
+    public const int DedupePruneEveryEntries = 64;
+
+    /// <summary>Pruned as part of Apply, keyed to entry times, so a replay prunes exactly as the live member did.</summary>
+    private void PruneProcessed(DateTimeOffset recordedAt)
+    {
+        var cutoff = recordedAt - DedupeMemory;
+        List<string>? old = null;
+        foreach (var (id, processed) in State.Processed)
+        {
+            if (processed.RecordedAt < cutoff) (old ??= []).Add(id);
+        }
+        if (old is null) return;
+        foreach (var id in old) State.Processed.Remove(id);
     }
 
     private void CountCampaignLines(AccrualLine[] lines, int sign)

@@ -245,6 +245,12 @@ public sealed class MemberGrain(
         {
             committed = await CommitAsync(account);
         }
+        catch (LateDuplicateException duplicate)
+        {
+            // A retry older than the in-memory dedupe window: the ledger has the original, answer with it.
+            budgets.Release(grants);
+            return Mapping.ToResult(PostingOutcome.From(duplicate.Original, duplicate: true));
+        }
         catch
         {
             budgets.Release(grants);
@@ -273,6 +279,12 @@ public sealed class MemberGrain(
             _account = null;
             if (conflict.Kind == LedgerConflictKind.MessageId)
             {
+                var attempted = Array.Find(entries, e => e.MessageId == conflict.MessageId);
+                var original = await ledger.FindAsync(conflict.MessageId);
+                if (attempted is { Fingerprint: not 0 } && original is not null && original.MemberId == MemberId && original.Fingerprint == attempted.Fingerprint)
+                {
+                    throw new LateDuplicateException(original);
+                }
                 throw new LoyaltyRejectedException(RejectionCode.AlreadyExists,
                     $"transaction_id: '{conflict.MessageId}' was already used for a different message");
             }
@@ -373,6 +385,11 @@ public sealed class MemberGrain(
             .Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId))
             .Select(DomainJson.Serialize).ToArray();
         return new OfferListing(offers, [.. account.State.ActivatedCampaigns.Order(StringComparer.Ordinal)]);
+    }
+
+    private sealed class LateDuplicateException(LedgerEntry original) : Exception("late duplicate")
+    {
+        public LedgerEntry Original { get; } = original;
     }
 
     private static MemberInfo Info(MemberState state) => new(state.MemberId, state.Premium, state.ReferredBy, state.TierId, state.EnrolledAt);

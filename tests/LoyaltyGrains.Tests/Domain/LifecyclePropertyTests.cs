@@ -32,7 +32,7 @@ public sealed class LifecyclePropertyTests
         account.ChooseCategories(new ChooseCategoriesCommand(program.MonthOf(now), ["supermarkets", "restaurants", "fuel"]), programs, now);
         Take();
         var ids = new List<string>();
-        var accepted = new List<(Func<Result<PostingOutcome>> Send, PostingOutcome Outcome)>();
+        var accepted = new List<(Func<Result<PostingOutcome>> Send, PostingOutcome Outcome, DateTimeOffset At)>();
         for (var step = 0; step < 400; step++)
         {
             now = now.AddMinutes(random.Next(1, 600));
@@ -62,9 +62,11 @@ public sealed class LifecyclePropertyTests
                     send = () => account.Refund(new RefundCommand(id, target, "card", amount / 3 + 1, at), programs, at);
                     break;
                 default:
-                    if (accepted.Count == 0) continue;
-                    // A processor retry of an accepted message: DUPLICATE with the original figures, no new effect.
-                    var (retry, original) = accepted[random.Next(accepted.Count)];
+                    // A processor retry of an accepted message within the in-memory window (older ones are answered
+                    // from the ledger by the grain): DUPLICATE with the original figures, no new effect.
+                    var recent = accepted.Where(a => a.At > now - MemberAccount.DedupeMemory).ToList();
+                    if (recent.Count == 0) continue;
+                    var (retry, original, _) = recent[random.Next(recent.Count)];
                     var again = retry();
                     Assert.True(again.IsOk, $"retry of {original.TransactionId} was refused: {again.Rejection}");
                     Assert.True(again.Value!.Duplicate, $"retry of {original.TransactionId} was not a duplicate");
@@ -75,7 +77,7 @@ public sealed class LifecyclePropertyTests
                     continue;
             }
             var result = send();
-            if (result.IsOk && !result.Value!.Duplicate) accepted.Add((send, result.Value));
+            if (result.IsOk && !result.Value!.Duplicate) accepted.Add((send, result.Value, now));
             Take();
             CheckInvariants(account, ledger, program);
         }

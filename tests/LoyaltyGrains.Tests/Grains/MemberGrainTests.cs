@@ -1,4 +1,5 @@
 using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Domain;
 using Orleans.Runtime;
 
 namespace LoyaltyGrains.Tests.Grains;
@@ -109,6 +110,34 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
         Assert.Equal(before, after);
         var retry = await Grains.CardGrain(card).Authorize(Auth($"a0-{member}", card, 100_000));
         Assert.True(retry.Duplicate, "a duplicate must be recognised after re-activation");
+    }
+
+    [Fact]
+    public async Task A_retry_older_than_memory_is_answered_from_the_ledger()
+    {
+        var (member, card) = await NewMemberAsync("late");
+        var original = await Grains.CardGrain(card).Authorize(Auth("late-" + member, card, 100_000));
+        // 46 days and 64 messages later the member's in-memory dedupe window no longer holds the id.
+        var skip = MemberAccount.DedupeMemory + TimeSpan.FromDays(1);
+        ClusterFixture.Clock.Advance(skip);
+        try
+        {
+            var later = ClusterFixture.Clock.GetUtcNow();
+            for (var i = 0; i < MemberAccount.DedupePruneEveryEntries; i++)
+            {
+                await Grains.CardGrain(card).Authorize(new AuthorizeMessage($"late-{member}-{i}", card, 10_000, "RUB", 5411, "shop", later));
+            }
+            var retry = await Grains.CardGrain(card).Authorize(Auth("late-" + member, card, 100_000));
+            Assert.True(retry.Duplicate, "a retry beyond the in-memory window must still be DUPLICATE");
+            Assert.Equal((original.AccruedMinor, original.PendingAfterMinor), (retry.AccruedMinor, retry.PendingAfterMinor));
+            var conflict = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.CardGrain(card).Authorize(Auth("late-" + member, card, 100_001)));
+            Assert.Equal(RejectionCode.AlreadyExists, conflict.Code);
+            Assert.Equal(MemberAccount.DedupePruneEveryEntries * 100L, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
+        }
+        finally
+        {
+            ClusterFixture.Clock.Advance(-skip);
+        }
     }
 
     [Fact]
