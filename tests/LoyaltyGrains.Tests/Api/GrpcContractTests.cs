@@ -2,7 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LoyaltyGrains.Gateway.V1;
 
-namespace LoyaltyGrains.Tests.Grpc;
+namespace LoyaltyGrains.Tests.Api;
 
 /// <summary>The public contract over a real loopback HTTP/2 channel: every status code a client can meet.</summary>
 public sealed class GrpcContractTests(EngineFixture engine) : IClassFixture<EngineFixture>

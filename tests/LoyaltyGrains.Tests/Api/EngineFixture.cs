@@ -10,7 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
-namespace LoyaltyGrains.Tests.Grpc;
+namespace LoyaltyGrains.Tests.Api;
 
 /// <summary>The embedded engine (silo + co-hosted gateway) on a free loopback port, and a real gRPC channel to it.</summary>
 public sealed class EngineFixture : IAsyncLifetime

@@ -2,7 +2,7 @@ using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
 using LoyaltyGrains.Gateway.V1;
 
-namespace LoyaltyGrains.Tests.Grpc;
+namespace LoyaltyGrains.Tests.Api;
 
 /// <summary>Campaigns, partners, offers, redemption and program changes through the public contract.</summary>
 public sealed class ProgramGrpcTests(EngineFixture engine) : IClassFixture<EngineFixture>
