@@ -3,7 +3,7 @@ using System.Net;
 namespace LoyaltyGrains.Silo;
 
 /// <summary>The few settings the host reads: configuration keys, with LOYALTY_* environment variables as shortcuts.</summary>
-public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int SiloPort, int SiloGatewayPort, string? PostgresConnectionString)
+public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int MetricsPort, int SiloPort, int SiloGatewayPort, string? PostgresConnectionString)
 {
     public static EngineSettings From(IConfiguration configuration)
     {
@@ -11,6 +11,7 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int S
         return new EngineSettings(
             IPAddress.Parse(listen),
             Port(configuration, "Loyalty:GrpcPort", "LOYALTY_GRPC_PORT", 5000),
+            Port(configuration, "Loyalty:MetricsPort", "LOYALTY_METRICS_PORT", 9464),
             Port(configuration, "Loyalty:SiloPort", "LOYALTY_SILO_PORT", 11111),
             Port(configuration, "Loyalty:GatewayPort", "LOYALTY_GATEWAY_PORT", 30000),
             NullIfEmpty(configuration.GetConnectionString("Postgres")) ?? NullIfEmpty(Environment.GetEnvironmentVariable("LOYALTY_POSTGRES")));
@@ -22,20 +23,20 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int S
     {
         if (settings.Durable)
         {
-            logger.LogInformation("LoyaltyGrains serving gRPC (h2c) on {Address}:{Port}; durable mode: PostgreSQL ledger, clustering, storage",
-                settings.ListenAddress, settings.GrpcPort);
+            logger.LogInformation("LoyaltyGrains serving gRPC (h2c) on {Address}:{Port}, metrics on :{MetricsPort}/metrics; durable mode: PostgreSQL ledger, clustering, storage",
+                settings.ListenAddress, settings.GrpcPort, settings.MetricsPort);
             return;
         }
         logger.LogWarning(
             """
 
             ==================================================================================
-             LoyaltyGrains embedded default: gRPC (h2c) on {Address}:{Port}
+             LoyaltyGrains embedded default: gRPC (h2c) on {Address}:{Port}, metrics on :{MetricsPort}/metrics
              STATE IS NOT DURABLE: ledger, balances and cards live in this process's memory
              and are lost when it stops. Demo program and members are seeded.
              For durable mode set ConnectionStrings__Postgres or LOYALTY_POSTGRES.
             ==================================================================================
-            """, settings.ListenAddress, settings.GrpcPort);
+            """, settings.ListenAddress, settings.GrpcPort, settings.MetricsPort);
     }
 
     private static int Port(IConfiguration configuration, string key, string variable, int fallback)

@@ -2,6 +2,7 @@ using LoyaltyGrains.Gateway;
 using LoyaltyGrains.Grains;
 using LoyaltyGrains.Silo;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using OpenTelemetry.Metrics;
 
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
 
@@ -13,6 +14,8 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     // h2c: gRPC without TLS on the listen address; TLS terminates at the load balancer / service mesh in production.
     kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
     kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
+    // Prometheus scrapes over HTTP/1.1 on its own port; the gRPC port speaks only HTTP/2.
+    kestrel.Listen(settings.ListenAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
 });
 
 builder.UseOrleans(silo =>
@@ -26,9 +29,15 @@ builder.UseOrleans(silo =>
 
 builder.Services.AddLoyaltyGrains();
 builder.Services.AddLoyaltyGateway();
+builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
+    .AddMeter(LoyaltyMetrics.MeterName, "Microsoft.Orleans", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
+    .AddView("loyalty.ledger.commit.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1000] })
+    .AddRuntimeInstrumentation()
+    .AddPrometheusExporter());
 
 var app = builder.Build();
 app.MapLoyaltyGateway();
+app.MapPrometheusScrapingEndpoint().RequireHost($"*:{settings.MetricsPort}");
 app.Lifetime.ApplicationStarted.Register(() => EngineSettings.PrintBanner(app.Logger, settings));
 await app.RunAsync();
 return 0;

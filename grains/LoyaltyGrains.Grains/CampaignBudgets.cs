@@ -82,6 +82,7 @@ public sealed class CampaignBudgets(IGrainFactory grains, IRulesProvider rules, 
                 var budgetWanted = shortOfBudget ? Math.Max(claim.DesiredMinor - lease.BudgetMinor, campaign.BudgetMinor / ChunksPerBudget) : 0;
                 var slotsWanted = shortOfSlot ? Math.Max(1, campaign.MaxMembers / ChunksPerBudget) : 0;
                 Interlocked.Increment(ref _leaseCalls);
+                LoyaltyMetrics.CampaignLeaseCalls.Add(1);
                 var granted = await grains.CampaignGrain(campaign.CampaignId).AcquireLease(budgetWanted, slotsWanted);
                 Interlocked.Add(ref lease.BudgetMinor, granted.BudgetMinor);
                 Interlocked.Add(ref lease.Slots, granted.Slots);
@@ -124,6 +125,7 @@ public sealed class CampaignBudgets(IGrainFactory grains, IRulesProvider rules, 
         try
         {
             Interlocked.Increment(ref _leaseCalls);
+            LoyaltyMetrics.CampaignLeaseCalls.Add(1);
             await grains.CampaignGrain(campaignId).ReturnLease(budgetMinor, slots);
         }
         catch (Exception ex)

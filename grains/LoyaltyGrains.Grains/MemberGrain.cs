@@ -87,7 +87,7 @@ public sealed class MemberGrain(
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
         var result = account.Authorize(new AuthorizeCommand(m.TransactionId, m.CardId, m.AmountMinor, m.Currency, m.Mcc, m.MerchantId, m.OccurredAt),
             rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
-        return await ReplyAsync(account, result, grants);
+        return await ReplyAsync("authorize", account, result, grants);
     }
 
     public async Task<PostingResult> Capture(CaptureMessage m)
@@ -97,7 +97,7 @@ public sealed class MemberGrain(
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
         var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt, m.Mcc, m.MerchantId, m.Currency), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
-        return await ReplyAsync(account, result, grants);
+        return await ReplyAsync("capture", account, result, grants);
     }
 
     public async Task<PostingResult> Reverse(ReverseMessage m)
@@ -105,7 +105,7 @@ public sealed class MemberGrain(
         var account = await AccountAsync();
         var result = account.Reverse(new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt),
             rules.Programs, clock.GetUtcNow());
-        return await ReplyAsync(account, result, []);
+        return await ReplyAsync("reverse", account, result, []);
     }
 
     public async Task<PostingResult> Refund(RefundMessage m)
@@ -113,14 +113,14 @@ public sealed class MemberGrain(
         var account = await AccountAsync();
         var result = account.Refund(new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt),
             rules.Programs, clock.GetUtcNow());
-        return await ReplyAsync(account, result, []);
+        return await ReplyAsync("refund", account, result, []);
     }
 
     public async Task<PostingResult> Redeem(string transactionId, string partnerId, long amountMinor)
     {
         var account = await AccountAsync();
         var result = account.Redeem(new RedeemCommand(transactionId, partnerId, amountMinor), rules.Programs, clock.GetUtcNow());
-        return await ReplyAsync(account, result, []);
+        return await ReplyAsync("redeem", account, result, []);
     }
 
     public async Task CreditReferral(string referredMemberId)
@@ -237,8 +237,9 @@ public sealed class MemberGrain(
         }
     }
 
-    private async Task<PostingResult> ReplyAsync(MemberAccount account, Result<PostingOutcome> result, CampaignGrant[] grants)
+    private async Task<PostingResult> ReplyAsync(string kind, MemberAccount account, Result<PostingOutcome> result, CampaignGrant[] grants)
     {
+        LoyaltyMetrics.Posting(kind, !result.IsOk ? "rejected" : result.Value!.Duplicate ? "duplicate" : "accepted");
         var returns = account.BudgetReturns.ToArray();
         LedgerEntry[] committed;
         try
@@ -269,9 +270,12 @@ public sealed class MemberGrain(
         if (account.Uncommitted.Count == 0) return [];
         var entries = account.Uncommitted.ToArray();
         account.ClearUncommitted();
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             await ledger.AppendAsync(entries);
+            LoyaltyMetrics.LedgerCommitMs.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            LoyaltyMetrics.LedgerEntries.Add(entries.Length);
         }
         catch (LedgerConflictException conflict)
         {
