@@ -107,10 +107,21 @@ public interface ICampaignGrain : IGrainWithStringKey
     /// Leases up to the wanted budget and first-N member slots to one silo. Never grants beyond the budget: the sum
     /// of outstanding leases and spend is at most the campaign's budget.
     /// </summary>
-    [Alias("AcquireLease")] Task<CampaignLease> AcquireLease(long budgetWantedMinor, int slotsWanted);
+    [Alias("AcquireLease")] Task<CampaignLease> AcquireLease(long budgetWantedMinor, int slotsWanted, ILeaseHolder holder);
 
     /// <summary>Gives back a lease's unspent budget and slots (lease end, or budget returned by reversals and refunds).</summary>
     [Alias("ReturnLease")] Task ReturnLease(long budgetMinor, int slots);
+}
+
+/// <summary>
+/// A silo's lease holder. When a campaign runs short, its grain recalls the unspent part of other silos' leases, so the
+/// whole budget reaches purchases instead of sitting in an idle silo's lease.
+/// </summary>
+[Alias("lg.ILeaseHolder")]
+public interface ILeaseHolder : IGrainObserver
+{
+    /// <summary>Empties this silo's lease of the campaign and returns what was in it.</summary>
+    [Alias("Recall")] Task<CampaignLease> Recall(string campaignId);
 }
 
 /// <summary>All campaign definitions, for every silo's rules replica and for listing offers. Singleton key "campaigns".</summary>

@@ -13,8 +13,31 @@ namespace LoyaltyGrains.Grains;
 /// shutdown. Budget can therefore never be overspent: every kopeck granted to a member came out of a lease the
 /// campaign grain durably counted.
 /// </summary>
-public sealed class CampaignBudgets(IGrainFactory grains, IRulesProvider rules, TimeProvider clock, ILogger<CampaignBudgets> logger) : BackgroundService
+public sealed class CampaignBudgets : BackgroundService
 {
+    private readonly IGrainFactory grains;
+    private readonly IRulesProvider rules;
+    private readonly TimeProvider clock;
+    private readonly ILogger<CampaignBudgets> logger;
+    private readonly Holder _holder;
+    private ILeaseHolder? _holderReference;
+
+    public CampaignBudgets(IGrainFactory grains, IRulesProvider rules, TimeProvider clock, ILogger<CampaignBudgets> logger)
+    {
+        this.grains = grains;
+        this.rules = rules;
+        this.clock = clock;
+        this.logger = logger;
+        _holder = new Holder(this);
+    }
+
+    /// <summary>
+    /// This silo's lease holder as a grain reference, created on first use. Orleans refuses to create object
+    /// references from a grain's context, and reservations run in member grains, so it is made on the thread pool.
+    /// </summary>
+    private async ValueTask<ILeaseHolder> HolderReferenceAsync() =>
+        _holderReference ??= await Task.Run(() => grains.CreateObjectReference<ILeaseHolder>(_holder)).ConfigureAwait(true);
+
     public const int ChunksPerBudget = 32;
     public static readonly TimeSpan LeaseIdleMax = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan ExhaustedRetryAfter = TimeSpan.FromSeconds(5);
@@ -83,23 +106,59 @@ public sealed class CampaignBudgets(IGrainFactory grains, IRulesProvider rules, 
                 var slotsWanted = shortOfSlot ? Math.Max(1, campaign.MaxMembers / ChunksPerBudget) : 0;
                 Interlocked.Increment(ref _leaseCalls);
                 LoyaltyMetrics.CampaignLeaseCalls.Add(1);
-                var granted = await grains.CampaignGrain(campaign.CampaignId).AcquireLease(budgetWanted, slotsWanted);
+                var granted = await grains.CampaignGrain(campaign.CampaignId).AcquireLease(budgetWanted, slotsWanted, await HolderReferenceAsync());
                 Interlocked.Add(ref lease.BudgetMinor, granted.BudgetMinor);
                 Interlocked.Add(ref lease.Slots, granted.Slots);
                 if (granted.Exhausted) lease.ExhaustedUntil = now + ExhaustedRetryAfter;
             }
-            if (claim.NeedsMemberSlot && lease.Slots == 0) return new CampaignGrant(campaign, 0);
-            // Only reservations (under the gate) take from a lease; GiveBack only adds, so the balance never goes negative.
-            var amount = budgetLimited ? Math.Min(claim.DesiredMinor, Volatile.Read(ref lease.BudgetMinor)) : claim.DesiredMinor;
-            if (amount <= 0) return new CampaignGrant(campaign, 0);
-            if (budgetLimited) Interlocked.Add(ref lease.BudgetMinor, -amount);
-            if (claim.NeedsMemberSlot) Interlocked.Decrement(ref lease.Slots);
+            // Taken with compare-and-swap: a recall (which empties the lease without the gate) can never see a
+            // kopeck that a reservation also took.
+            if (claim.NeedsMemberSlot && !TryTake(ref lease.Slots, 1)) return new CampaignGrant(campaign, 0);
+            var amount = budgetLimited ? TakeUpTo(ref lease.BudgetMinor, claim.DesiredMinor) : claim.DesiredMinor;
+            if (amount <= 0)
+            {
+                if (claim.NeedsMemberSlot) Interlocked.Increment(ref lease.Slots);
+                return new CampaignGrant(campaign, 0);
+            }
             return new CampaignGrant(campaign, amount, claim.NeedsMemberSlot);
         }
         finally
         {
             lease.Gate.Release();
         }
+    }
+
+    private static long TakeUpTo(ref long balance, long wanted)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref balance);
+            var take = Math.Min(wanted, current);
+            if (take <= 0) return 0;
+            if (Interlocked.CompareExchange(ref balance, current - take, current) == current) return take;
+        }
+    }
+
+    private static bool TryTake(ref int balance, int wanted)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref balance);
+            if (current < wanted) return false;
+            if (Interlocked.CompareExchange(ref balance, current - wanted, current) == current) return true;
+        }
+    }
+
+    /// <summary>The campaign grain's recall: empty this silo's lease and hand back what it held.</summary>
+    private CampaignLease Recall(string campaignId)
+    {
+        if (!_leases.TryGetValue(campaignId, out var lease)) return new CampaignLease(0, 0, false);
+        return new CampaignLease(Interlocked.Exchange(ref lease.BudgetMinor, 0), Interlocked.Exchange(ref lease.Slots, 0), false);
+    }
+
+    private sealed class Holder(CampaignBudgets owner) : ILeaseHolder
+    {
+        public Task<CampaignLease> Recall(string campaignId) => Task.FromResult(owner.Recall(campaignId));
     }
 
     private void GiveBack(string campaignId, long budgetMinor, int slots)

@@ -22,7 +22,12 @@ public sealed class CampaignGrainState
 public sealed class CampaignGrain(
     [PersistentState("campaign", StorageNames.Loyalty)] IPersistentState<CampaignGrainState> state) : Grain, ICampaignGrain
 {
+    /// <summary>How long a recall waits for a silo: a dead silo's lease is simply not recovered (under-spend, never over).</summary>
+    public static readonly TimeSpan RecallTimeout = TimeSpan.FromSeconds(2);
+
     private CampaignRule? _rule;
+    // Silos that hold or held a lease since this activation; not persisted (a silo re-registers on its next lease).
+    private readonly HashSet<ILeaseHolder> _holders = [];
 
     private string CampaignId => GrainKeys.IdOf(this.GetPrimaryKeyString());
 
@@ -49,17 +54,47 @@ public sealed class CampaignGrain(
         return Task.FromResult(Status());
     }
 
-    public async Task<CampaignLease> AcquireLease(long budgetWantedMinor, int slotsWanted)
+    public async Task<CampaignLease> AcquireLease(long budgetWantedMinor, int slotsWanted, ILeaseHolder holder)
     {
         var rule = Rule;
-        var budget = rule.BudgetMinor == 0 ? budgetWantedMinor : Math.Clamp(rule.BudgetMinor - state.State.BudgetLeasedMinor, 0, budgetWantedMinor);
-        var slots = rule.MaxMembers == 0 ? slotsWanted : Math.Clamp(rule.MaxMembers - state.State.SlotsLeased, 0, slotsWanted);
+        var (budget, slots) = Available(rule, budgetWantedMinor, slotsWanted);
+        if ((budget < budgetWantedMinor || slots < slotsWanted) && _holders.Count > 0)
+        {
+            await RecallAsync(holder);
+            (budget, slots) = Available(rule, budgetWantedMinor, slotsWanted);
+        }
+        _holders.Add(holder);
         state.State.BudgetLeasedMinor += budget;
         state.State.SlotsLeased += slots;
         state.State.LeaseCalls++;
         // Durable before granted: a lease handed out and then forgotten by a crash here would allow overspend.
         await state.WriteStateAsync();
         return new CampaignLease(budget, slots, Exhausted: budget < budgetWantedMinor || slots < slotsWanted);
+    }
+
+    private (long Budget, int Slots) Available(CampaignRule rule, long budgetWantedMinor, int slotsWanted) => (
+        rule.BudgetMinor == 0 ? budgetWantedMinor : Math.Clamp(rule.BudgetMinor - state.State.BudgetLeasedMinor, 0, budgetWantedMinor),
+        rule.MaxMembers == 0 ? slotsWanted : Math.Clamp(rule.MaxMembers - state.State.SlotsLeased, 0, slotsWanted));
+
+    /// <summary>Takes back the unspent part of every other silo's lease (the asking silo's own is empty).</summary>
+    private async Task RecallAsync(ILeaseHolder asking)
+    {
+        foreach (var holder in _holders.ToArray())
+        {
+            if (holder.Equals(asking)) continue;
+            try
+            {
+                var back = await holder.Recall(CampaignId).WaitAsync(RecallTimeout);
+                state.State.BudgetLeasedMinor = Math.Max(0, state.State.BudgetLeasedMinor - back.BudgetMinor);
+                state.State.SlotsLeased = Math.Max(0, state.State.SlotsLeased - back.Slots);
+                state.State.LeaseCalls++;
+            }
+            catch (Exception)
+            {
+                // Gone or slow: forget it; whatever it held stays counted as spent (safe: under-spend only).
+                _holders.Remove(holder);
+            }
+        }
     }
 
     public async Task ReturnLease(long budgetMinor, int slots)
