@@ -31,6 +31,7 @@ public static class DemoDay
         Console.WriteLine($"Demo day against {target} (run {run}); amounts in RUB; anna (card card-anna-1) and boris (card-boris-1) are seeded, dasha is enrolled now\n");
         try
         {
+            await EnsureCastAsync(admin, balances);
             var dasha = "dasha-" + run;
             var enroll = new EnrollMemberRequest { MemberId = dasha };
             Print("enroll dasha", enroll, await admin.EnrollMemberAsync(enroll));
@@ -75,6 +76,25 @@ public static class DemoDay
                 $"categories [{string.Join(", ", balance.ChosenCategories)}]  category cap left {Money.Format(balance.CategoryCapLeftMinor)}");
         }
         return 0;
+    }
+
+    /// <summary>The demo's regulars (seeded in the embedded default; enrolled here when a durable engine lacks them).</summary>
+    private static async Task EnsureCastAsync(Admin.AdminClient admin, Balances.BalancesClient balances)
+    {
+        var month = MonthKey.Of(DateTimeOffset.UtcNow, ProgramConfig.Default.UtcOffsetMinutes).ToString();
+        foreach (var (memberId, premium, cardId, categories) in DemoSeeder.Members)
+        {
+            await admin.EnrollMemberAsync(new EnrollMemberRequest { MemberId = memberId, Premium = premium });
+            await admin.IssueCardAsync(new IssueCardRequest { CardId = cardId, MemberId = memberId });
+            try
+            {
+                await balances.ChooseCategoriesAsync(new ChooseCategoriesRequest { MemberId = memberId, Month = month, Categories = { categories } });
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.FailedPrecondition)
+            {
+                // Already chosen and locked by an earlier demo this month: keep that choice.
+            }
+        }
     }
 
     private static AuthorizeRequest Auth(string id, string card, long amountMinor, int mcc, string merchant, Timestamp at) => new()

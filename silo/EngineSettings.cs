@@ -5,16 +5,27 @@ namespace LoyaltyGrains.Silo;
 /// <summary>The few settings the host reads: configuration keys, with LOYALTY_* environment variables as shortcuts.</summary>
 public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int MetricsPort, int SiloPort, int SiloGatewayPort, string? PostgresConnectionString)
 {
+    /// <summary>The address other silos and clients reach this silo at (durable mode).</summary>
+    public IPAddress AdvertisedAddress { get; init; } = IPAddress.Loopback;
+    public string ClusterId { get; init; } = "loyalty";
+    public string ServiceId { get; init; } = "loyalty";
+
     public static EngineSettings From(IConfiguration configuration)
     {
         var listen = configuration["Loyalty:ListenAddress"] ?? Environment.GetEnvironmentVariable("LOYALTY_LISTEN_ADDRESS") ?? "127.0.0.1";
+        var advertised = configuration["Loyalty:AdvertisedAddress"] ?? Environment.GetEnvironmentVariable("LOYALTY_ADVERTISED_ADDRESS") ?? "127.0.0.1";
+        var clusterId = configuration["Loyalty:ClusterId"] ?? Environment.GetEnvironmentVariable("LOYALTY_CLUSTER_ID") ?? "loyalty";
         return new EngineSettings(
             IPAddress.Parse(listen),
             Port(configuration, "Loyalty:GrpcPort", "LOYALTY_GRPC_PORT", 5000),
             Port(configuration, "Loyalty:MetricsPort", "LOYALTY_METRICS_PORT", 9464),
             Port(configuration, "Loyalty:SiloPort", "LOYALTY_SILO_PORT", 11111),
             Port(configuration, "Loyalty:GatewayPort", "LOYALTY_GATEWAY_PORT", 30000),
-            NullIfEmpty(configuration.GetConnectionString("Postgres")) ?? NullIfEmpty(Environment.GetEnvironmentVariable("LOYALTY_POSTGRES")));
+            NullIfEmpty(configuration.GetConnectionString("Postgres")) ?? NullIfEmpty(Environment.GetEnvironmentVariable("LOYALTY_POSTGRES")))
+        {
+            AdvertisedAddress = IPAddress.Parse(advertised),
+            ClusterId = clusterId,
+        };
     }
 
     public bool Durable => PostgresConnectionString is not null;

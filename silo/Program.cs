@@ -1,12 +1,15 @@
 using LoyaltyGrains.Gateway;
 using LoyaltyGrains.Grains;
+using LoyaltyGrains.Persistence;
+using Orleans.Configuration;
 using LoyaltyGrains.Silo;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
 
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
 
-var builder = WebApplication.CreateBuilder(args);
+// Content root is the app's own folder, so appsettings.json is found whatever the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var settings = EngineSettings.From(builder.Configuration);
 
 builder.WebHost.ConfigureKestrel(kestrel =>
@@ -18,14 +21,33 @@ builder.WebHost.ConfigureKestrel(kestrel =>
     kestrel.Listen(settings.ListenAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
 });
 
-builder.UseOrleans(silo =>
+if (settings.PostgresConnectionString is { } postgres)
 {
-    // Embedded default: one node, localhost clustering, in-memory state and ledger, demo data. Not durable.
-    silo.UseLocalhostClustering(settings.SiloPort, settings.SiloGatewayPort);
-    silo.AddMemoryGrainStorage(StorageNames.Loyalty);
-    silo.AddMemoryGrainStorage("PubSubStore");
-    builder.Services.AddHostedService<DemoSeeder>();
-});
+    // Durable mode: the schema first (clustering reads its queries from it), then a silo on PostgreSQL.
+    await PostgresHosting.PrepareDatabaseAsync(postgres, LoggerFactory.Create(b => b.AddConsole()).CreateLogger("Migrations"));
+    builder.UseOrleans(silo =>
+    {
+        silo.Configure<ClusterOptions>(options =>
+        {
+            options.ClusterId = settings.ClusterId;
+            options.ServiceId = settings.ServiceId;
+        });
+        // Fixed ports: a restarted silo at the same endpoint declares its crashed predecessor dead at once.
+        silo.ConfigureEndpoints(settings.AdvertisedAddress, settings.SiloPort, settings.SiloGatewayPort, listenOnAnyHostAddress: false);
+        silo.UseLoyaltyPostgres(postgres);
+    });
+}
+else
+{
+    builder.UseOrleans(silo =>
+    {
+        // Embedded default: one node, localhost clustering, in-memory state and ledger, demo data. Not durable.
+        silo.UseLocalhostClustering(settings.SiloPort, settings.SiloGatewayPort);
+        silo.AddMemoryGrainStorage(StorageNames.Loyalty);
+        silo.AddMemoryGrainStorage("PubSubStore");
+        builder.Services.AddHostedService<DemoSeeder>();
+    });
+}
 
 builder.Services.AddLoyaltyGrains();
 builder.Services.AddLoyaltyGateway();

@@ -1,0 +1,75 @@
+using System.Data.Common;
+using LoyaltyGrains.Grains;
+using LoyaltyGrains.Grains.Ledger;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace LoyaltyGrains.Persistence;
+
+/// <summary>PostgreSQL mode: migrations, ADO.NET clustering, grain storage and reminders, and the ledger.</summary>
+public static class PostgresHosting
+{
+    /// <summary>The ADO.NET invariant the Orleans providers look up (their default is SQL Server).</summary>
+    public const string Invariant = "Npgsql";
+    public const string PubSubStore = "PubSubStore";
+
+    /// <summary>
+    /// Brings the database to this build's schema and creates the ledger's monthly partitions ahead. Run it before
+    /// the silo starts: clustering reads its queries from the database it creates.
+    /// </summary>
+    public static async Task PrepareDatabaseAsync(string connectionString, ILogger? logger = null, CancellationToken cancellationToken = default)
+    {
+        await MigrationRunner.MigrateAsync(connectionString, logger, cancellationToken);
+        await using var connection = await MigrationRunner.OpenAsync(connectionString, cancellationToken);
+        await using var partitions = new NpgsqlCommand("SELECT loyalty.ensure_ledger_partitions(now(), 3)", connection);
+        await partitions.ExecuteScalarAsync(cancellationToken);
+    }
+
+    /// <summary>Pooled connections skip the reset on return: it discarded the providers' cached plans (about 2× storage throughput).</summary>
+    public static string Tune(string connectionString) =>
+        new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString;
+
+    public static ISiloBuilder UseLoyaltyPostgres(this ISiloBuilder silo, string connectionString, PostgresLedgerOptions? ledgerOptions = null)
+    {
+        var tuned = Tune(connectionString);
+        DbProviderFactories.RegisterFactory(Invariant, NpgsqlFactory.Instance);
+        silo.UseAdoNetClustering(options =>
+        {
+            options.Invariant = Invariant;
+            options.ConnectionString = tuned;
+        });
+        silo.AddAdoNetGrainStorage(StorageNames.Loyalty, options =>
+        {
+            options.Invariant = Invariant;
+            options.ConnectionString = tuned;
+        });
+        silo.AddAdoNetGrainStorage(PubSubStore, options =>
+        {
+            options.Invariant = Invariant;
+            options.ConnectionString = tuned;
+        });
+        silo.UseAdoNetReminderService(options =>
+        {
+            options.Invariant = Invariant;
+            options.ConnectionString = tuned;
+        });
+        var ledger = ledgerOptions ?? new PostgresLedgerOptions();
+        silo.Services.AddSingleton(sp => new PostgresLedger(tuned, ledger, sp.GetRequiredService<ILogger<PostgresLedger>>()));
+        silo.Services.AddSingleton<ILedger>(sp => sp.GetRequiredService<PostgresLedger>());
+        return silo;
+    }
+
+    /// <summary>A separate gateway process joins the cluster as a client through the same membership table.</summary>
+    public static IClientBuilder UseLoyaltyPostgresClustering(this IClientBuilder client, string connectionString)
+    {
+        DbProviderFactories.RegisterFactory(Invariant, NpgsqlFactory.Instance);
+        var tuned = Tune(connectionString);
+        client.UseAdoNetClustering(options =>
+        {
+            options.Invariant = Invariant;
+            options.ConnectionString = tuned;
+        });
+        return client;
+    }
+}

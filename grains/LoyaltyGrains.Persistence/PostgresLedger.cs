@@ -1,0 +1,337 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using LoyaltyGrains.Domain;
+using LoyaltyGrains.Grains.Ledger;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace LoyaltyGrains.Persistence;
+
+public sealed record PostgresLedgerOptions
+{
+    /// <summary>Entries in one commit at most. Large enough to amortise the fsync, small enough to bound latency.</summary>
+    public int BatchEntriesMax { get; init; } = 2_000;
+
+    /// <summary>How long a writer waits for more entries before committing a small batch (0: commit at once).</summary>
+    public TimeSpan BatchDelayMax { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Writers committing at the same time: while one waits for its fsync, the next batch forms and goes.</summary>
+    public int Writers { get; init; } = 2;
+
+    /// <summary>Appends waiting for a writer at most; further appends wait (back-pressure on the grains).</summary>
+    public int QueueAppendsMax { get; init; } = 20_000;
+}
+
+/// <summary>
+/// The ledger on PostgreSQL with a silo-wide group commit: appends from many member grains queue here, a few
+/// writers each take what is queued (up to <see cref="PostgresLedgerOptions.BatchEntriesMax"/>) and write it in one
+/// transaction with two binary COPYs (keys, then rows), and every caller's task completes only after the commit.
+/// One append (one member change) is all-or-nothing. A unique violation in a batch makes the writer redo that batch
+/// one append per transaction, so only the offending caller gets its <see cref="LedgerConflictException"/>.
+/// </summary>
+public sealed class PostgresLedger : ILedger, IAsyncDisposable
+{
+    private static readonly JsonSerializerOptions BreakdownJson = new(JsonSerializerDefaults.Web);
+    private static readonly TimeSpan PartitionCheckInterval = TimeSpan.FromHours(6);
+    private const int PartitionMonthsAhead = 3;
+
+    private const string Columns = """
+        member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor, available_delta_minor,
+        pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id, occurred_at,
+        recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail
+        """;
+
+    private readonly NpgsqlDataSource _source;
+    private readonly PostgresLedgerOptions _options;
+    private readonly ILogger _logger;
+    private readonly Channel<PendingAppend> _queue;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Task[] _writers;
+    private readonly Task _partitions;
+    private long _batches;
+    private long _entries;
+
+    public PostgresLedger(string connectionString, PostgresLedgerOptions options, ILogger<PostgresLedger> logger)
+    {
+        _options = options;
+        _logger = logger;
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true };
+        _source = NpgsqlDataSource.Create(builder.ConnectionString);
+        _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueAppendsMax)
+        {
+            FullMode = BoundedChannelFullMode.Wait, SingleReader = false, SingleWriter = false,
+        });
+        _writers = [.. Enumerable.Range(0, options.Writers).Select(i => Task.Run(() => WriterLoopAsync(i)))];
+        _partitions = Task.Run(KeepPartitionsAheadAsync);
+    }
+
+    /// <summary>Batches committed and entries in them since start: the achieved group size is entries / batches.</summary>
+    public (long Batches, long Entries) Committed => (Interlocked.Read(ref _batches), Interlocked.Read(ref _entries));
+
+    public async Task AppendAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken = default)
+    {
+        if (entries.Count == 0) return;
+        var append = new PendingAppend(entries);
+        await _queue.Writer.WriteAsync(append, cancellationToken);
+        await append.Done.Task.WaitAsync(cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<LedgerEntry>> ReadMemberAsync(string memberId, long afterSequence, CancellationToken cancellationToken = default)
+    {
+        await using var command = _source.CreateCommand($"SELECT {Columns} FROM loyalty.ledger WHERE member_id = $1 AND sequence > $2 ORDER BY sequence");
+        command.Parameters.Add(new NpgsqlParameter { Value = memberId });
+        command.Parameters.Add(new NpgsqlParameter { Value = afterSequence });
+        return await ReadEntriesAsync(command, cancellationToken);
+    }
+
+    public async Task<IReadOnlyList<LedgerEntry>> ReadMemberPageAsync(string memberId, long beforeSequence, int limit, CancellationToken cancellationToken = default)
+    {
+        await using var command = _source.CreateCommand(
+            $"SELECT {Columns} FROM loyalty.ledger WHERE member_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3");
+        command.Parameters.Add(new NpgsqlParameter { Value = memberId });
+        command.Parameters.Add(new NpgsqlParameter { Value = beforeSequence });
+        command.Parameters.Add(new NpgsqlParameter { Value = limit });
+        return await ReadEntriesAsync(command, cancellationToken);
+    }
+
+    public async Task<LedgerEntry?> FindAsync(string messageId, CancellationToken cancellationToken = default)
+    {
+        await using var command = _source.CreateCommand(
+            $"""
+            SELECT {string.Join(", ", Columns.Split(',').Select(c => "l." + c.Trim()))}
+              FROM loyalty.ledger_keys k
+              JOIN loyalty.ledger l ON l.member_id = k.member_id AND l.sequence = k.sequence AND l.recorded_at = k.recorded_at
+             WHERE k.message_id = $1
+            """);
+        command.Parameters.Add(new NpgsqlParameter { Value = messageId });
+        var found = await ReadEntriesAsync(command, cancellationToken);
+        return found.Count == 0 ? null : found[0];
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _queue.Writer.TryComplete();
+        await Task.WhenAll(_writers).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+        await _stopping.CancelAsync();
+        try
+        {
+            await _partitions.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        await _source.DisposeAsync();
+        _stopping.Dispose();
+    }
+
+    // ------------------------------------------------------------------ writers
+
+    private async Task WriterLoopAsync(int writer)
+    {
+        var batch = new List<PendingAppend>();
+        NpgsqlConnection? connection = null;
+        var reader = _queue.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        {
+            batch.Clear();
+            var entries = 0;
+            while (entries < _options.BatchEntriesMax && reader.TryRead(out var append))
+            {
+                batch.Add(append);
+                entries += append.Entries.Count;
+            }
+            if (_options.BatchDelayMax > TimeSpan.Zero && entries < _options.BatchEntriesMax)
+            {
+                using var delay = new CancellationTokenSource(_options.BatchDelayMax);
+                try
+                {
+                    while (entries < _options.BatchEntriesMax && await reader.WaitToReadAsync(delay.Token).ConfigureAwait(false))
+                    {
+                        while (entries < _options.BatchEntriesMax && reader.TryRead(out var append))
+                        {
+                            batch.Add(append);
+                            entries += append.Entries.Count;
+                        }
+                    }
+                }
+                catch (OperationCanceledException)
+                {
+                }
+            }
+            if (batch.Count == 0) continue;
+            try
+            {
+                connection ??= await _source.OpenConnectionAsync().ConfigureAwait(false);
+                await CommitBatchAsync(connection, batch).ConfigureAwait(false);
+                Interlocked.Increment(ref _batches);
+                Interlocked.Add(ref _entries, entries);
+                foreach (var append in batch) append.Done.TrySetResult();
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // Rare: a reused transaction id or a second writer of a member. Find out whose, one append at a time.
+                await CommitOneByOneAsync(connection!, batch).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                _logger.LogError(ex, "Ledger writer {Writer}: a batch of {Entries} entries failed; its {Appends} callers get the error", writer, entries, batch.Count);
+                foreach (var append in batch) append.Done.TrySetException(ex);
+                if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+                connection = null;
+            }
+        }
+        if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static async Task CommitBatchAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    {
+        await using var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
+        await CopyAsync(connection, batch).ConfigureAwait(false);
+        await transaction.CommitAsync().ConfigureAwait(false);
+    }
+
+    private async Task CommitOneByOneAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    {
+        foreach (var append in batch)
+        {
+            try
+            {
+                await using var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
+                var taken = await TakenMessageIdAsync(connection, append.Entries).ConfigureAwait(false);
+                if (taken is not null)
+                {
+                    await transaction.RollbackAsync().ConfigureAwait(false);
+                    append.Done.TrySetException(new LedgerConflictException(LedgerConflictKind.MessageId, taken, $"message id '{taken}' is already in the ledger"));
+                    continue;
+                }
+                await CopyAsync(connection, [append]).ConfigureAwait(false);
+                await transaction.CommitAsync().ConfigureAwait(false);
+                Interlocked.Increment(ref _batches);
+                Interlocked.Add(ref _entries, append.Entries.Count);
+                append.Done.TrySetResult();
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                var first = append.Entries[0];
+                append.Done.TrySetException(new LedgerConflictException(LedgerConflictKind.Sequence, first.MessageId,
+                    $"member '{first.MemberId}' already has sequence {first.Sequence}: another activation wrote it", ex));
+            }
+            catch (Exception ex)
+            {
+                append.Done.TrySetException(ex);
+            }
+        }
+    }
+
+    private static async Task<string?> TakenMessageIdAsync(NpgsqlConnection connection, IReadOnlyList<LedgerEntry> entries)
+    {
+        await using var command = new NpgsqlCommand("SELECT message_id FROM loyalty.ledger_keys WHERE message_id = ANY($1) LIMIT 1", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = entries.Select(e => e.MessageId).ToArray() });
+        return await command.ExecuteScalarAsync().ConfigureAwait(false) as string;
+    }
+
+    private static async Task CopyAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch)
+    {
+        await using (var keys = await connection.BeginBinaryImportAsync(
+            "COPY loyalty.ledger_keys (message_id, member_id, sequence, recorded_at) FROM STDIN (FORMAT BINARY)").ConfigureAwait(false))
+        {
+            foreach (var append in batch)
+            {
+                foreach (var entry in append.Entries)
+                {
+                    await keys.StartRowAsync().ConfigureAwait(false);
+                    await keys.WriteAsync(entry.MessageId, NpgsqlDbType.Text).ConfigureAwait(false);
+                    await keys.WriteAsync(entry.MemberId, NpgsqlDbType.Text).ConfigureAwait(false);
+                    await keys.WriteAsync(entry.Sequence, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                    await keys.WriteAsync(entry.RecordedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz).ConfigureAwait(false);
+                }
+            }
+            await keys.CompleteAsync().ConfigureAwait(false);
+        }
+        await using var rows = await connection.BeginBinaryImportAsync($"COPY loyalty.ledger ({Columns}) FROM STDIN (FORMAT BINARY)").ConfigureAwait(false);
+        foreach (var append in batch)
+        {
+            foreach (var e in append.Entries)
+            {
+                await rows.StartRowAsync().ConfigureAwait(false);
+                await rows.WriteAsync(e.MemberId, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.Sequence, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.MessageId, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync((short)e.Kind, NpgsqlDbType.Smallint).ConfigureAwait(false);
+                await rows.WriteAsync(e.CardId, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.PurchaseId, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.AmountMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.PendingDeltaMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.AvailableDeltaMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.PendingAfterMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.AvailableAfterMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(JsonSerializer.Serialize(e.Breakdown, BreakdownJson), NpgsqlDbType.Jsonb).ConfigureAwait(false);
+                await rows.WriteAsync(e.Mcc, NpgsqlDbType.Integer).ConfigureAwait(false);
+                await rows.WriteAsync(e.Category, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.MerchantId, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.Currency, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.PartnerId, NpgsqlDbType.Text).ConfigureAwait(false);
+                await rows.WriteAsync(e.OccurredAt.ToUniversalTime(), NpgsqlDbType.TimestampTz).ConfigureAwait(false);
+                await rows.WriteAsync(e.RecordedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz).ConfigureAwait(false);
+                await rows.WriteAsync(e.Fingerprint, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.PurchaseMonth, NpgsqlDbType.Integer).ConfigureAwait(false);
+                await rows.WriteAsync(e.CategoryCapDeltaMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.SpendDeltaMinor, NpgsqlDbType.Bigint).ConfigureAwait(false);
+                await rows.WriteAsync(e.LotExpiresAt.ToUniversalTime(), NpgsqlDbType.TimestampTz).ConfigureAwait(false);
+                await rows.WriteAsync(e.Detail, NpgsqlDbType.Text).ConfigureAwait(false);
+            }
+        }
+        await rows.CompleteAsync().ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------ reads and upkeep
+
+    private static async Task<IReadOnlyList<LedgerEntry>> ReadEntriesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        var entries = new List<LedgerEntry>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            entries.Add(new LedgerEntry
+            {
+                MemberId = reader.GetString(0), Sequence = reader.GetInt64(1), MessageId = reader.GetString(2), Kind = (EntryKind)reader.GetInt16(3),
+                CardId = reader.GetString(4), PurchaseId = reader.GetString(5), AmountMinor = reader.GetInt64(6), PendingDeltaMinor = reader.GetInt64(7),
+                AvailableDeltaMinor = reader.GetInt64(8), PendingAfterMinor = reader.GetInt64(9), AvailableAfterMinor = reader.GetInt64(10),
+                Breakdown = JsonSerializer.Deserialize<AccrualLine[]>(reader.GetString(11), BreakdownJson) ?? [], Mcc = reader.GetInt32(12),
+                Category = reader.GetString(13), MerchantId = reader.GetString(14), Currency = reader.GetString(15), PartnerId = reader.GetString(16),
+                OccurredAt = reader.GetFieldValue<DateTimeOffset>(17), RecordedAt = reader.GetFieldValue<DateTimeOffset>(18), Fingerprint = reader.GetInt64(19),
+                PurchaseMonth = reader.GetInt32(20), CategoryCapDeltaMinor = reader.GetInt64(21), SpendDeltaMinor = reader.GetInt64(22),
+                LotExpiresAt = reader.GetFieldValue<DateTimeOffset>(23), Detail = reader.GetString(24),
+            });
+        }
+        return entries;
+    }
+
+    /// <summary>Keeps monthly partitions created ahead, so rows never land in the DEFAULT partition.</summary>
+    private async Task KeepPartitionsAheadAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            try
+            {
+                await using var command = _source.CreateCommand("SELECT loyalty.ensure_ledger_partitions(now(), $1)");
+                command.Parameters.Add(new NpgsqlParameter { Value = PartitionMonthsAhead });
+                await command.ExecuteScalarAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                _logger.LogWarning(ex, "Creating ledger partitions ahead failed; rows go to the DEFAULT partition until it succeeds");
+            }
+            await Task.Delay(PartitionCheckInterval, _stopping.Token).ConfigureAwait(false);
+        }
+    }
+
+    private sealed class PendingAppend(IReadOnlyList<LedgerEntry> entries)
+    {
+        public IReadOnlyList<LedgerEntry> Entries { get; } = entries;
+
+        // Completed by a writer thread; continuations must not run on it (they are grain turns).
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
