@@ -12,16 +12,17 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
 
     public static EngineSettings From(IConfiguration configuration)
     {
-        var listen = configuration["Loyalty:ListenAddress"] ?? Environment.GetEnvironmentVariable("LOYALTY_LISTEN_ADDRESS") ?? "127.0.0.1";
-        var advertised = configuration["Loyalty:AdvertisedAddress"] ?? Environment.GetEnvironmentVariable("LOYALTY_ADVERTISED_ADDRESS") ?? "127.0.0.1";
-        var clusterId = configuration["Loyalty:ClusterId"] ?? Environment.GetEnvironmentVariable("LOYALTY_CLUSTER_ID") ?? "loyalty";
+        // LOYALTY_* environment variables win over configuration files: they are how operators and scripts set a node.
+        var listen = Environment.GetEnvironmentVariable("LOYALTY_LISTEN_ADDRESS") ?? configuration["Loyalty:ListenAddress"] ?? "127.0.0.1";
+        var advertised = Environment.GetEnvironmentVariable("LOYALTY_ADVERTISED_ADDRESS") ?? configuration["Loyalty:AdvertisedAddress"] ?? "127.0.0.1";
+        var clusterId = Environment.GetEnvironmentVariable("LOYALTY_CLUSTER_ID") ?? configuration["Loyalty:ClusterId"] ?? "loyalty";
         return new EngineSettings(
             IPAddress.Parse(listen),
             Port(configuration, "Loyalty:GrpcPort", "LOYALTY_GRPC_PORT", 5000),
             Port(configuration, "Loyalty:MetricsPort", "LOYALTY_METRICS_PORT", 9464),
             Port(configuration, "Loyalty:SiloPort", "LOYALTY_SILO_PORT", 11111),
             Port(configuration, "Loyalty:GatewayPort", "LOYALTY_GATEWAY_PORT", 30000),
-            NullIfEmpty(configuration.GetConnectionString("Postgres")) ?? NullIfEmpty(Environment.GetEnvironmentVariable("LOYALTY_POSTGRES")))
+            NullIfEmpty(Environment.GetEnvironmentVariable("LOYALTY_POSTGRES")) ?? NullIfEmpty(configuration.GetConnectionString("Postgres")))
         {
             AdvertisedAddress = IPAddress.Parse(advertised),
             ClusterId = clusterId,
@@ -52,7 +53,7 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
 
     private static int Port(IConfiguration configuration, string key, string variable, int fallback)
     {
-        var text = configuration[key] ?? Environment.GetEnvironmentVariable(variable);
+        var text = Environment.GetEnvironmentVariable(variable) ?? configuration[key];
         if (text is null) return fallback;
         return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) && port is > 0 and < 65536
             ? port
