@@ -29,7 +29,7 @@ CREATE TABLE loyalty.ledger
     available_delta_minor    bigint      NOT NULL,
     pending_after_minor      bigint      NOT NULL,
     available_after_minor    bigint      NOT NULL,
-    breakdown                jsonb       NOT NULL,
+    breakdown                text        NOT NULL, -- JSON array; text, not jsonb: no parse on the hot insert path (cast ::jsonb to query)
     mcc                      integer     NOT NULL,
     category                 text        NOT NULL,
     merchant_id              text        NOT NULL,

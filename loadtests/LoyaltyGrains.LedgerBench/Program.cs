@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Globalization;
+using LoyaltyGrains.Domain;
+using LoyaltyGrains.Persistence;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+// Usage: LedgerBench --postgres "<connection string to a server>" [--seconds 8] [--concurrency 1,8,64,256]
+// Creates a fresh database ledger_bench_<time> on that server (dropped at the end), applies the migrations, then for
+// each concurrency runs (a) the group-commit PostgresLedger and (b) one transaction per message, each for --seconds
+// after a 2 s warm-up, and prints entries per second for both and their ratio.
+var options = Args.Parse(args);
+var server = options.Get("--postgres") ?? Environment.GetEnvironmentVariable("LOYALTY_TEST_POSTGRES")
+    ?? throw new ArgumentException("--postgres <connection string> is required");
+var seconds = int.Parse(options.Get("--seconds") ?? "8", CultureInfo.InvariantCulture);
+var levels = (options.Get("--concurrency") ?? "1,8,64,256").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+
+var name = "ledger_bench_" + DateTime.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
+await Sql(server, $"CREATE DATABASE {name}");
+var database = new NpgsqlConnectionStringBuilder(server) { Database = name, MaxPoolSize = 400, NoResetOnClose = true }.ConnectionString;
+try
+{
+    await PostgresHosting.PrepareDatabaseAsync(database);
+    Console.WriteLine($"machine: {Environment.ProcessorCount} cores; server {new NpgsqlConnectionStringBuilder(server).Host}:{new NpgsqlConnectionStringBuilder(server).Port}; {seconds} s per run after 2 s warm-up");
+    Console.WriteLine($"{"concurrency",12} {"group commit/s",16} {"entries/commit",15} {"one commit/msg/s",18} {"ratio",7}");
+    var run = 0;
+    foreach (var concurrency in levels)
+    {
+        run++;
+        var (grouped, perCommit) = await GroupCommitAsync(database, concurrency, seconds, $"g{run}");
+        var single = await OneCommitPerMessageAsync(database, concurrency, seconds, $"s{run}");
+        Console.WriteLine($"{concurrency,12} {grouped,16:N0} {perCommit,15:N1} {single,18:N0} {grouped / Math.Max(1, single),6:N1}x");
+    }
+}
+finally
+{
+    NpgsqlConnection.ClearAllPools();
+    await Sql(server, $"DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+}
+
+static async Task<(double PerSecond, double EntriesPerCommit)> GroupCommitAsync(string database, int concurrency, int seconds, string prefix)
+{
+    await using var ledger = new PostgresLedger(database, new PostgresLedgerOptions(), NullLogger<PostgresLedger>.Instance);
+    var (count, _) = await DriveAsync(concurrency, seconds, prefix, (member, sequence) => ledger.AppendAsync([Entry(member, sequence)]));
+    var (batches, entries) = ledger.Committed;
+    return (count / (double)seconds, entries / (double)Math.Max(1, batches));
+}
+
+static async Task<double> OneCommitPerMessageAsync(string database, int concurrency, int seconds, string prefix)
+{
+    // Callers beyond the pool wait for a connection, as they would in a service: the server allows ~300 connections.
+    await using var source = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(database) { MaxPoolSize = 200 }.ConnectionString);
+    var (count, _) = await DriveAsync(concurrency, seconds, prefix, async (member, sequence) =>
+    {
+        var entry = Entry(member, sequence);
+        await using var connection = await source.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var keys = new NpgsqlCommand("INSERT INTO loyalty.ledger_keys (message_id, member_id, sequence, recorded_at) VALUES ($1, $2, $3, $4)", connection, transaction))
+        {
+            keys.Parameters.Add(new NpgsqlParameter { Value = entry.MessageId });
+            keys.Parameters.Add(new NpgsqlParameter { Value = entry.MemberId });
+            keys.Parameters.Add(new NpgsqlParameter { Value = entry.Sequence });
+            keys.Parameters.Add(new NpgsqlParameter { Value = entry.RecordedAt });
+            await keys.ExecuteNonQueryAsync();
+        }
+        await using (var row = new NpgsqlCommand(
+            """
+            INSERT INTO loyalty.ledger (member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor,
+                available_delta_minor, pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id,
+                occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 0, $9, $10, $11, $12, $13, 'RUB', '', $14, $14, $15, 202611, 0, $7, $14, '')
+            """, connection, transaction))
+        {
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.MemberId });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.Sequence });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.MessageId });
+            row.Parameters.Add(new NpgsqlParameter { Value = (short)entry.Kind });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.CardId });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.PurchaseId });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.AmountMinor });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.AvailableDeltaMinor });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.AvailableAfterMinor });
+            row.Parameters.Add(new NpgsqlParameter { Value = """[{"rule":"base","amountMinor":100,"rateBps":100,"partnerId":""}]""" });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.Mcc });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.Category });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.MerchantId });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.RecordedAt });
+            row.Parameters.Add(new NpgsqlParameter { Value = entry.Fingerprint });
+            await row.ExecuteNonQueryAsync();
+        }
+        await transaction.CommitAsync();
+    });
+    return count / (double)seconds;
+}
+
+// Each of `concurrency` workers is one member appending its next entry as soon as the previous one committed, as a
+// member grain does. Counts only appends completed in the measured window.
+static async Task<(long Count, TimeSpan Elapsed)> DriveAsync(int concurrency, int seconds, string prefix, Func<string, long, Task> append)
+{
+    long measured = 0;
+    var warmup = Stopwatch.StartNew();
+    var measuring = false;
+    using var stop = new CancellationTokenSource();
+    var workers = Enumerable.Range(0, concurrency).Select(w => Task.Run(async () =>
+    {
+        var member = $"{prefix}-{w}";
+        for (long sequence = 1; !stop.IsCancellationRequested; sequence++)
+        {
+            await append(member, sequence);
+            if (Volatile.Read(ref measuring)) Interlocked.Increment(ref measured);
+        }
+    })).ToArray();
+    await Task.Delay(TimeSpan.FromSeconds(2));
+    Volatile.Write(ref measuring, true);
+    var window = Stopwatch.StartNew();
+    await Task.Delay(TimeSpan.FromSeconds(seconds));
+    Volatile.Write(ref measuring, false);
+    var count = Interlocked.Read(ref measured);
+    await stop.CancelAsync();
+    await Task.WhenAll(workers);
+    return (count, window.Elapsed);
+}
+
+static LedgerEntry Entry(string member, long sequence)
+{
+    var now = DateTimeOffset.UtcNow;
+    return new LedgerEntry
+    {
+        MemberId = member, Sequence = sequence, MessageId = $"{member}-{sequence}", Kind = EntryKind.ForcePost, CardId = "card-" + member,
+        PurchaseId = $"{member}-{sequence}", AmountMinor = 10_000, AvailableDeltaMinor = 100, AvailableAfterMinor = 100 * sequence,
+        Breakdown = [new AccrualLine("base", 100, 100)], Mcc = 5411, Category = "supermarkets", MerchantId = "shop", Currency = "RUB",
+        OccurredAt = now, RecordedAt = now, Fingerprint = sequence, PurchaseMonth = 202611, SpendDeltaMinor = 10_000, LotExpiresAt = now.AddYears(1),
+    };
+}
+
+static async Task Sql(string connectionString, string sql)
+{
+    await using var connection = new NpgsqlConnection(connectionString);
+    await connection.OpenAsync();
+    await using var command = new NpgsqlCommand(sql, connection);
+    await command.ExecuteNonQueryAsync();
+}
+
+internal sealed class Args(Dictionary<string, string> values)
+{
+    public static Args Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i + 1 < args.Length; i += 2) values[args[i]] = args[i + 1];
+        return new Args(values);
+    }
+
+    public string? Get(string name) => values.GetValueOrDefault(name);
+}
