@@ -1,3 +1,4 @@
+using LoyaltyGrains.Bench;
 using System.Diagnostics;
 using System.Globalization;
 using LoyaltyGrains.Domain;
@@ -5,10 +6,17 @@ using LoyaltyGrains.Persistence;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
-// Usage: LedgerBench --postgres "<connection string to a server>" [--seconds 8] [--concurrency 1,8,64,256]
-// Creates a fresh database ledger_bench_<time> on that server (dropped at the end), applies the migrations, then for
-// each concurrency runs (a) the group-commit PostgresLedger and (b) one transaction per message, each for --seconds
-// after a 2 s warm-up, and prints entries per second for both and their ratio.
+// Usage:
+//   Bench ledger --postgres "<connection string to a server>" [--seconds 8] [--concurrency 1,8,64,256]
+//     Creates a fresh database ledger_bench_<time> on that server (dropped at the end), applies the migrations, then
+//     for each concurrency runs (a) the group-commit PostgresLedger and (b) one transaction per message, each for
+//     --seconds after a 2 s warm-up, and prints entries per second for both and their ratio.
+//   Bench authorize [--target http://127.0.0.1:5000] [--members 10000] [--seconds 15] [--concurrency 64]
+//     Enrolls members with a card each on a running engine, warms them up, then drives Authorize over gRPC from
+//     --concurrency callers (closed loop: each sends its next request when the previous reply arrives) and prints
+//     the rate and p50/p90/p99/p99.9/max latency. Open-model load at a fixed arrival rate is the load tool's job.
+if (args.Length > 0 && args[0] == "authorize") return await AuthorizeBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "ledger") args = args[1..];
 var options = Args.Parse(args);
 var server = options.Get("--postgres") ?? Environment.GetEnvironmentVariable("LOYALTY_TEST_POSTGRES")
     ?? throw new ArgumentException("--postgres <connection string> is required");
@@ -37,6 +45,7 @@ finally
     NpgsqlConnection.ClearAllPools();
     await Sql(server, $"DROP DATABASE IF EXISTS {name} WITH (FORCE)");
 }
+return 0;
 
 static async Task<(double PerSecond, double EntriesPerCommit)> GroupCommitAsync(string database, int concurrency, int seconds, string prefix)
 {
