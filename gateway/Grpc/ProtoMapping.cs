@@ -117,6 +117,7 @@ public static class ProtoMapping
             EffectiveFrom = Timestamp.FromDateTimeOffset(config.EffectiveFrom),
             UtcOffsetMinutes = config.UtcOffsetMinutes,
             PremiumMinimumTierId = config.PremiumMinimumTierId,
+            ChooseNextMonthByDay = config.ChooseNextMonthByDay,
         };
         foreach (var tier in config.Tiers)
         {
@@ -156,6 +157,7 @@ public static class ProtoMapping
         EffectiveFrom = program.EffectiveFrom?.ToDateTimeOffset() ?? DateTimeOffset.UnixEpoch,
         UtcOffsetMinutes = program.UtcOffsetMinutes,
         PremiumMinimumTierId = program.PremiumMinimumTierId,
+        ChooseNextMonthByDay = program.ChooseNextMonthByDay == 0 ? 25 : program.ChooseNextMonthByDay,
         CategoryRateOverridesBps = program.CategoryRateOverridesBps.ToDictionary(p => p.Key, p => p.Value),
     };
 }

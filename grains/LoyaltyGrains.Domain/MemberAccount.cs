@@ -321,6 +321,11 @@ public sealed class MemberAccount
         {
             return Fail(RejectionKind.FailedPrecondition, $"month: categories can be chosen for {currentMonth} or {currentMonth.Next()} only, not {command.Month}");
         }
+        // Rule "choice deadline": next month's categories are picked by the program's day of this month.
+        if (command.Month == currentMonth.Next() && now.ToOffset(TimeSpan.FromMinutes(program.UtcOffsetMinutes)).Day > program.ChooseNextMonthByDay)
+        {
+            return Fail(RejectionKind.FailedPrecondition, $"month: categories for {command.Month} had to be chosen by the {program.ChooseNextMonthByDay}th of {currentMonth}");
+        }
         Touch(program, now);
         var tier = TierFor(program, command.Month);
         var allowed = tier.CategoriesToChooseFor(State.Premium);

@@ -52,6 +52,9 @@ public sealed record ProgramConfig
     public DateTimeOffset EffectiveFrom { get; init; } = DateTimeOffset.UnixEpoch;
     public IReadOnlyDictionary<string, int> CategoryRateOverridesBps { get; init; } = FrozenDictionary<string, int>.Empty;
 
+    /// <summary>Next month's categories can be chosen until this day of the current month (Spasibo: the 25th).</summary>
+    public int ChooseNextMonthByDay { get; init; } = 25;
+
     /// <summary>Premium members are at least in this tier, whatever their spend (empty: no floor).</summary>
     public string PremiumMinimumTierId { get; init; } = "";
 
@@ -159,6 +162,7 @@ public sealed record ProgramConfig
         if (CaptureMarginBps is < 0 or > RateBpsMax) errors.Add($"capture_margin_bps: must be 0..{RateBpsMax}");
         if (ExpiryMonths is < 1 or > 120) errors.Add("expiry_months: must be 1..120");
         if (ReferralBonusMinor < 0) errors.Add("referral_bonus_minor: must be >= 0");
+        if (ChooseNextMonthByDay is < 1 or > 31) errors.Add("choose_next_month_by_day: must be 1..31");
         if (PremiumMinimumTierId.Length > 0 && FindTier(PremiumMinimumTierId) is null) errors.Add($"premium_minimum_tier_id: '{PremiumMinimumTierId}' is not a tier");
         if (UtcOffsetMinutes is < -720 or > 840) errors.Add("utc_offset_minutes: must be -720..840");
         return errors;

@@ -24,6 +24,8 @@ public static class RuleExamples
     [
         // Units and lifecycle
         ("R-UNIT-1", s => s.Authorize("a1", 100_000).Expect(1_000, "base 1000")),
+        ("R-UNIT-2", s => s.AuthorizeIn("a1", 100_000, "USD").ExpectRejected(RejectionKind.InvalidArgument).ExpectBalance(0, 0)
+            .Program(p => p with { Currencies = ["RUB", "USD"] }).AuthorizeIn("a2", 100_000, "USD").Expect(1_000, "base 1000")),
         ("R-LIFE-1", s => s.Authorize("a1", 100_000).Expect(1_000, "base 1000").ExpectBalance(0, 1_000)),
         ("R-LIFE-2", s => s.Authorize("a1", 100_000).Capture("c1", "a1", 100_000).Expect(1_000, "base 1000").ExpectBalance(1_000, 0)),
         ("R-LIFE-3", s => s.Authorize("a1", 100_000).Capture("c1", "a1", 60_000).Expect(600, "base 600").ExpectBalance(600, 0)),
@@ -70,6 +72,14 @@ public static class RuleExamples
             .Expect(-125_000, "base -25000, category:supermarkets -100000")
             .Authorize("a2", 100_000).Expect(5_000, "base 1000, category:supermarkets 4000")),
 
+        ("R-CAP-4", s => { }),
+
+        // Chosen categories
+        ("R-CHOOSE-1", s => s.TryChoose(new MonthKey(202612), "fuel").Expect(0)
+            .Advance(TimeSpan.FromDays(16)).TryChoose(new MonthKey(202612), "taxi").ExpectRejected(RejectionKind.FailedPrecondition)),
+        ("R-CHOOSE-2", s => s.Choose("supermarkets").Authorize("a1", 100_000).TryChoose(new MonthKey(202611), "fuel")
+            .ExpectRejected(RejectionKind.FailedPrecondition).TryChoose(new MonthKey(202610), "fuel").ExpectRejected(RejectionKind.FailedPrecondition)),
+
         // Rounding
         ("R-ROUND-1", s => s.Program(p => p with { Rounding = RoundingMode.FloorWholeBonus }).Authorize("a1", 123_456).Expect(1_200, "base 1234, rounding -34")),
 
@@ -100,6 +110,9 @@ public static class RuleExamples
             .Authorize("a1", 100_000).Expect(4_000, "base 1000, campaign:b 2000, campaign:a 1000")),
         ("R-CAMP-11", s => s.Campaign(Campaign("x", budgetMinor: 100_000)).Authorize("a1", 100_000).Capture("c1", "a1", 50_000)
             .Expect(3_000, "base 500, campaign:x 2500").ExpectBudgetLeft("x", 97_500)),
+        ("R-CAMP-13", s => s.Campaign(Campaign("pharma", rateBps: 1_000) with { Categories = ["pharmacy"] })
+            .Authorize("a1", 100_000, mcc: 5912).Expect(11_000, "base 1000, campaign:pharma 10000")
+            .Authorize("a2", 100_000, mcc: 5411).Expect(1_000, "base 1000")),
         ("R-CAMP-12", s => s.Campaign(Campaign("x", budgetMinor: 100_000)).Purchase("a1", 100_000).Refund("r1", "a1-c", 40_000)
             .Expect(-2_400, "base -400, campaign:x -2000").ExpectBudgetLeft("x", 97_000)),
 
@@ -121,6 +134,8 @@ public static class RuleExamples
     /// <summary>Examples that need a member set up differently than the default scenario.</summary>
     public static readonly Dictionary<string, Func<Scenario>> Members = new(StringComparer.Ordinal)
     {
+        ["R-CAP-4"] = () => new Scenario(premium: true).Choose("supermarkets").Purchase("a1", 14_000_000)
+            .Expect(910_000, "base 210000, category:supermarkets 700000"),
         ["R-TIER-3"] = () => new Scenario(premium: true).Authorize("a1", 100_000).Expect(1_500, "base 1500").ExpectTier("silver"),
         ["R-REF-1"] = () => new Scenario(referredBy: "m0").Purchase("a1", 100_000).Expect(1_000, "base 1000").ExpectBalance(51_000)
             .Purchase("a2", 100_000).ExpectBalance(52_000),

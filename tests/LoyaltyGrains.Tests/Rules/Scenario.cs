@@ -52,6 +52,14 @@ public sealed class Scenario
 
     public Scenario Choose(params string[] categories) => Choose(_program.MonthOf(Now), categories);
 
+    public Scenario TryChoose(MonthKey month, params string[] categories)
+    {
+        var result = Account.ChooseCategories(new ChooseCategoriesCommand(month, categories), Programs, Now);
+        Account.ClearUncommitted();
+        _last = result.IsOk ? new PostingOutcome("", false, "", "", 0, 0, 0, []) : result.Rejection!;
+        return this;
+    }
+
     public Scenario Choose(MonthKey month, params string[] categories)
     {
         var result = Account.ChooseCategories(new ChooseCategoriesCommand(month, categories), Programs, Now);
@@ -78,6 +86,9 @@ public sealed class Scenario
         var grants = Grant(Account.PlanCampaigns(Programs, MccCatalogue.Default, _campaigns, amountMinor, mcc, merchant, Now));
         return Take(Account.Authorize(new AuthorizeCommand(id, "card", amountMinor, "RUB", mcc, merchant, Now), Programs, MccCatalogue.Default, Now, grants));
     }
+
+    public Scenario AuthorizeIn(string id, long amountMinor, string currency) =>
+        Take(Account.Authorize(new AuthorizeCommand(id, "card", amountMinor, currency, 5411, "shop", Now), Programs, MccCatalogue.Default, Now));
 
     public Scenario Capture(string id, string authorizationId, long amountMinor) =>
         Take(Account.Capture(new CaptureCommand(id, authorizationId, "card", amountMinor, Now, -1, "", "RUB"), Programs, MccCatalogue.Default, Now));
