@@ -1,0 +1,57 @@
+using Grpc.Core;
+using LoyaltyGrains.LoadTests.Echo;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace LoyaltyGrains.LoadTests;
+
+/// <summary>The bare gRPC baseline, hosted by the tool itself on a free loopback port (h2c, same Kestrel settings as the engine).</summary>
+public sealed class EchoServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private EchoServer(WebApplication app, string address)
+    {
+        _app = app;
+        Address = address;
+    }
+
+    public string Address { get; }
+
+    public static async Task<EchoServer> StartAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2);
+            k.Limits.Http2.MaxStreamsPerConnection = 1024;
+        });
+        builder.Services.AddGrpc();
+        var app = builder.Build();
+        app.MapGrpcService<EchoService>();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new EchoServer(app, address);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private sealed class EchoService : Echo.Echo.EchoBase
+    {
+        public override Task<EchoReply> Ping(EchoRequest request, ServerCallContext context) => Task.FromResult(new EchoReply
+        {
+            TransactionId = request.TransactionId, Status = 1, MemberId = "member-" + request.CardId, AccruedMinor = request.AmountMinor / 100,
+            PendingMinor = request.AmountMinor / 100, AvailableMinor = 0, Rule = "base", RuleAmountMinor = request.AmountMinor / 100, CardId = request.CardId,
+        });
+    }
+}
