@@ -40,7 +40,8 @@ public sealed class CampaignBudgets : BackgroundService
 
     public const int ChunksPerBudget = 32;
     public static readonly TimeSpan LeaseIdleMax = TimeSpan.FromSeconds(30);
-    public static readonly TimeSpan ExhaustedRetryAfter = TimeSpan.FromSeconds(5);
+    // Short: budget returned by reversals on another silo becomes reachable again within this time.
+    public static readonly TimeSpan ExhaustedRetryAfter = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan SweepInterval = TimeSpan.FromSeconds(5);
 
     private readonly ConcurrentDictionary<string, LocalLease> _leases = new(StringComparer.Ordinal);

@@ -24,7 +24,8 @@ public sealed record LoadOptions
 
         Usage: dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- [options]
 
-          --scenario NAME      peak-day | hot-card | campaign-rush | retry-storm | bulk | echo   (default peak-day)
+          --scenario NAME      peak-day | hot-card | campaign-rush | retry-storm | bulk | echo | authorize | balance
+                                                                                 (default peak-day)
           --target URL         the engine's gRPC address                        (default http://127.0.0.1:5000)
           --rate N             arrivals per second                               (default 500)
           --ramp-to N          rise linearly from --rate to N over the run       (default: constant rate)
@@ -63,7 +64,7 @@ public sealed record LoadOptions
                 _ => throw new ArgumentException($"unknown option {args[i]}"),
             };
         }
-        string[] scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo"];
+        string[] scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo", "authorize", "balance"];
         if (!scenarios.Contains(options.Scenario)) throw new ArgumentException($"--scenario must be one of {string.Join(", ", scenarios)}");
         if (options.RatePerSecond <= 0 || options.RampToPerSecond <= 0) throw new ArgumentException("--rate and --ramp-to must be positive");
         if (options.Members < 1 || options.Connections < 1 || options.MaxInFlight < 1) throw new ArgumentException("--members, --connections, --max-in-flight must be positive");

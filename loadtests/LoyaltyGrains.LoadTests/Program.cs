@@ -46,6 +46,8 @@ IScenario scenario = options.Scenario switch
     "hot-card" => new HotCard(engine),
     "campaign-rush" => new CampaignRush(engine),
     "retry-storm" => new RetryStorm(engine),
+    "authorize" => new AuthorizeOnly(engine),
+    "balance" => new BalanceOnly(engine),
     _ => new Bulk(engine),
 };
 try

@@ -163,6 +163,36 @@ public sealed class PeakDay(Engine engine) : EngineScenario(engine)
     }
 }
 
+/// <summary>Only Authorize, on random members: the durable unary rate compared with the echo baseline.</summary>
+public sealed class AuthorizeOnly(Engine engine) : EngineScenario(engine)
+{
+    public override async Task<OpOutcome> ArrivalAsync(long i)
+    {
+        var dice = new Dice(Engine.Options.Seed, i);
+        var member = dice.Below(0, Engine.Options.Members);
+        var reply = await Engine.Processing(i).AuthorizeAsync(Authorize(i, member, dice));
+        Engine.Expect.Authorized(Engine.MemberId(member), reply);
+        return OpOutcome.Ok("authorize");
+    }
+}
+
+/// <summary>Only GetBalance, on random members (after one purchase each during set-up, so every member is active).</summary>
+public sealed class BalanceOnly(Engine engine) : EngineScenario(engine)
+{
+    // Set-up purchases use indexes far above any arrival's, so their transaction ids never meet.
+    private const long SetupIndexBase = 1_000_000_000_000;
+
+    public override async Task SetupAsync(Action<string> progress)
+    {
+        await base.SetupAsync(progress);
+        await Parallel.ForEachAsync(Enumerable.Range(0, Engine.Options.Members), new ParallelOptions { MaxDegreeOfParallelism = 64 },
+            async (m, _) => await PurchaseAsync(SetupIndexBase + m, m, new Dice(Engine.Options.Seed, SetupIndexBase + m), retryPercent: 0));
+        progress("every member made one purchase (activated)");
+    }
+
+    public override Task<OpOutcome> ArrivalAsync(long i) => BalanceAsync(i, new Dice(Engine.Options.Seed, i).Below(0, Engine.Options.Members));
+}
+
 /// <summary>One member and card hammered: every purchase serialises on one grain.</summary>
 public sealed class HotCard(Engine engine) : EngineScenario(engine)
 {

@@ -73,13 +73,14 @@ public sealed class CampaignClusterTests(ClusterFixture fixture, ITestOutputHelp
         Assert.InRange(gotPart, 500, 532);
         Assert.True(status.LeaseCalls * 1000 / purchases <= 40, $"{status.LeaseCalls} lease calls for {purchases} purchases");
 
-        // Reversals give budget back: the campaign can then grant again.
+        // Reversals give budget back: the campaign can then grant again (here on the winner's own silo, whose lease
+        // the returned budget joined).
         var winners = results.Where((r, i) => granted[i] == bonusMinor).Take(10).ToArray();
         foreach (var winner in winners)
         {
             await Grains.CardGrain(winner.CardId).Reverse(new ReverseMessage("rv-" + winner.TransactionId, winner.TransactionId, winner.CardId, 0, At));
         }
-        var again = await Grains.CardGrain(members[0].Card).Authorize(new AuthorizeMessage($"race-{run}-again", members[0].Card, 200_000, "RUB", 5411, merchant, At));
+        var again = await Grains.CardGrain(winners[0].CardId).Authorize(new AuthorizeMessage($"race-{run}-again", winners[0].CardId, 200_000, "RUB", 5411, merchant, At));
         Assert.Equal(bonusMinor, again.Breakdown.Where(b => b.Rule == "campaign:" + campaignId).Sum(b => b.AmountMinor));
     }
 
