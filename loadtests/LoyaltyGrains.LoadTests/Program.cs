@@ -33,6 +33,8 @@ Console.CancelKeyPress += (_, e) =>
 };
 
 void Log(string line) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture))}[/] {Markup.Escape(line)}");
+// Redirected output (CI, a file) gets wide plain lines instead of an 80-column wrap.
+if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 var view = new ProgressView(AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected, Log);
 
 Log($"run {runId}: scenario {options.Scenario}{(options.FindMax ? " (find-max)" : "")}, report folder {folder}");
