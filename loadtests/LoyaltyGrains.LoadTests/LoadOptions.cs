@@ -4,6 +4,8 @@ namespace LoyaltyGrains.LoadTests;
 
 public sealed record LoadOptions
 {
+    public static readonly string[] Scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo", "authorize", "balance"];
+
     public string Target { get; init; } = "http://127.0.0.1:5000";
     public string Scenario { get; init; } = "peak-day";
     public double RatePerSecond { get; init; } = 500;
@@ -12,33 +14,77 @@ public sealed record LoadOptions
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(30);
     public TimeSpan Warmup { get; init; } = TimeSpan.FromSeconds(5);
     public int Connections { get; init; } = 4;
+    /// <summary>Processing.Post streams for the bulk scenario (0: two per connection).</summary>
+    public int Streams { get; init; }
     public int Members { get; init; } = 2_000;
+    public int CardsPerMember { get; init; } = 1;
     public int MaxInFlight { get; init; } = 2_000;
     public int Seed { get; init; } = 42;
     public bool Baseline { get; init; }
     public string? Out { get; init; }
+    /// <summary>Each request's gRPC deadline: bounds the run; a posting that hits it has an unknown outcome and is resolved after the run.</summary>
+    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    public int StatementSampleMembers { get; init; } = 100;
+    public int SeedConcurrency { get; init; } = 32;
+
+    public bool FindMax { get; init; }
+    public TimeSpan StepDuration { get; init; } = TimeSpan.FromSeconds(5);
+    public double P99ThresholdMs { get; init; } = 10;
+    public double MaxErrorPercent { get; init; } = 1;
+    public int MaxSteps { get; init; } = 12;
 
     public const string Help = """
-        LoyaltyGrains load tool: open-model load (requests are sent on schedule whatever the server does, so latency
-        includes queueing), HdrHistogram percentiles, a correctness check of balances, Markdown + HTML reports.
+        LoyaltyGrains load tool
 
-        Usage: dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- [options]
+        Open-model load against the engine's gRPC API: requests are sent on a fixed schedule whatever the server does,
+        and each latency is measured from the request's *scheduled* send time, so a slow server shows the queue it
+        builds (no coordinated omission). Percentiles from HdrHistogram; at the end every member's balance is read
+        back and compared with what the replies imply. Reports: console, report.md, report.html, summary.json.
 
-          --scenario NAME      peak-day | hot-card | campaign-rush | retry-storm | bulk | echo | authorize | balance
-                                                                                 (default peak-day)
-          --target URL         the engine's gRPC address                        (default http://127.0.0.1:5000)
-          --rate N             arrivals per second                               (default 500)
-          --ramp-to N          rise linearly from --rate to N over the run       (default: constant rate)
-          --duration 30s       measured time (s or m suffix)                     (default 30s)
-          --warmup 5s          time at the same rate before measuring            (default 5s)
-          --connections N      HTTP/2 connections to the engine                  (default 4)
-          --members N          members (each with a card) the tool enrolls       (default 2000)
-          --max-in-flight N    requests outstanding at most; beyond, arrivals are counted as dropped (default 2000)
-          --baseline           first run the bare gRPC echo for the same time and rate, and report the ratio
-          --out DIR            report folder                                     (default loadtests/out/<time>-<scenario>)
-          --seed N             random seed                                       (default 42)
+        Usage:
+          dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- [options]
 
-        Exit code: 0 when the correctness check passes, 1 when any balance or duplicate differs, 2 on bad options.
+        What to run
+          --scenario NAME        peak-day | hot-card | campaign-rush | retry-storm | bulk | echo |
+                         authorize | balance                                          [peak-day]
+                                   echo: a bare gRPC service the tool starts itself on a free loopback port
+                                   (the machine's ceiling; needs no engine)
+          --target URL           the engine's h2c gRPC address                              [http://127.0.0.1:5000]
+          --baseline             run echo first for the same rate and time; the report gives the ratio
+
+        Load shape (open model)
+          --rate N               arrivals per second (one arrival = one flow, e.g. authorize+capture)       [500]
+          --ramp-to N            rise linearly from --rate to N over the measured time           [constant rate]
+          --duration T           measured time: 500ms, 10s, 2m                                              [30s]
+          --warmup T             time at --rate before measuring (not in the figures)                        [5s]
+          --max-in-flight N      arrivals outstanding at most; beyond it an arrival is counted as dropped
+                                 (never delayed: the schedule does not pause)                              [2000]
+          --timeout T            per-request deadline; bounds the run                                       [10s]
+          --connections N        HTTP/2 connections (one GrpcChannel each)                                    [4]
+          --streams N            Processing.Post streams in the bulk scenario                [2 per connection]
+
+        Finding the maximum
+          --find-max             ramp in steps (doubling, then bisecting) to the highest rate that holds
+                                 p99 <= --p99-ms, errors+dropped <= --max-error-pct and achieved >= 95% offered;
+                                 starts at --rate
+          --step T               time per step (after a 1s warm-up)                                          [5s]
+          --p99-ms X             p99 threshold in milliseconds                                               [10]
+          --max-error-pct X      errors + dropped, percent of offered                                         [1]
+          --max-steps N          steps at most                                                               [12]
+
+        Data
+          --members N            members the tool enrolls (ids lt-<run>-m<N>)                              [2000]
+          --cards-per-member N   cards issued to each member                                                  [1]
+          --statement-sample N   members whose statement is paged and summed at the end                     [100]
+          --seed N               random seed: the same seed sends the same traffic                           [42]
+
+        Output
+          --out DIR              report folder                           [loadtests/out/<utc time>-<scenario>]
+          -h, --help             this text
+
+        Exit code: 0 when the correctness check passes (balances, statements and DUPLICATE replies equal what the
+        replies imply; timings never fail a run), 1 when it does not, 2 on bad options or an engine that cannot be
+        reached during setup.
         """;
 
     public static LoadOptions Parse(string[] args)
@@ -46,35 +92,74 @@ public sealed record LoadOptions
         var options = new LoadOptions();
         for (var i = 0; i < args.Length; i++)
         {
-            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
-            options = args[i] switch
+            var name = args[i];
+            var inline = (string?)null;
+            var eq = name.IndexOf('=', StringComparison.Ordinal);
+            if (name.StartsWith("--", StringComparison.Ordinal) && eq > 0)
+            {
+                inline = name[(eq + 1)..];
+                name = name[..eq];
+            }
+            string Next() => inline ?? (i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{name} needs a value"));
+            options = name switch
             {
                 "--scenario" => options with { Scenario = Next() },
                 "--target" => options with { Target = Next() },
-                "--rate" => options with { RatePerSecond = double.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--ramp-to" => options with { RampToPerSecond = double.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--duration" => options with { Duration = ParseTime(Next()) },
-                "--warmup" => options with { Warmup = ParseTime(Next()) },
-                "--connections" => options with { Connections = int.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--members" => options with { Members = int.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--max-in-flight" => options with { MaxInFlight = int.Parse(Next(), CultureInfo.InvariantCulture) },
-                "--seed" => options with { Seed = int.Parse(Next(), CultureInfo.InvariantCulture) },
+                "--rate" => options with { RatePerSecond = Number(name, Next()) },
+                "--ramp-to" => options with { RampToPerSecond = Number(name, Next()) },
+                "--duration" => options with { Duration = ParseTime(name, Next()) },
+                "--warmup" => options with { Warmup = ParseTime(name, Next()) },
+                "--timeout" => options with { RequestTimeout = ParseTime(name, Next()) },
+                "--connections" => options with { Connections = Integer(name, Next()) },
+                "--streams" => options with { Streams = Integer(name, Next()) },
+                "--members" => options with { Members = Integer(name, Next()) },
+                "--cards-per-member" => options with { CardsPerMember = Integer(name, Next()) },
+                "--max-in-flight" => options with { MaxInFlight = Integer(name, Next()) },
+                "--statement-sample" => options with { StatementSampleMembers = Integer(name, Next()) },
+                "--seed" => options with { Seed = Integer(name, Next()) },
                 "--out" => options with { Out = Next() },
                 "--baseline" => options with { Baseline = true },
-                _ => throw new ArgumentException($"unknown option {args[i]}"),
+                "--find-max" => options with { FindMax = true },
+                "--step" => options with { StepDuration = ParseTime(name, Next()) },
+                "--p99-ms" => options with { P99ThresholdMs = Number(name, Next()) },
+                "--max-error-pct" => options with { MaxErrorPercent = Number(name, Next()) },
+                "--max-steps" => options with { MaxSteps = Integer(name, Next()) },
+                _ => throw new ArgumentException($"unknown option {name}"),
             };
         }
-        string[] scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo", "authorize", "balance"];
-        if (!scenarios.Contains(options.Scenario)) throw new ArgumentException($"--scenario must be one of {string.Join(", ", scenarios)}");
+        if (!Scenarios.Contains(options.Scenario)) throw new ArgumentException($"--scenario must be one of {string.Join(", ", Scenarios)}");
         if (options.RatePerSecond <= 0 || options.RampToPerSecond <= 0) throw new ArgumentException("--rate and --ramp-to must be positive");
-        if (options.Members < 1 || options.Connections < 1 || options.MaxInFlight < 1) throw new ArgumentException("--members, --connections, --max-in-flight must be positive");
+        if (options.Duration <= TimeSpan.Zero || options.StepDuration <= TimeSpan.Zero || options.Warmup < TimeSpan.Zero || options.RequestTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentException("--duration, --step and --timeout must be positive, --warmup not negative");
+        }
+        if (options.Members < 1 || options.CardsPerMember < 1 || options.Connections < 1 || options.MaxInFlight < 1 || options.Streams < 0 || options.MaxSteps < 2)
+        {
+            throw new ArgumentException("--members, --cards-per-member, --connections, --max-in-flight must be positive; --max-steps at least 2");
+        }
+        if (options.FindMax && options.RampToPerSecond is not null) throw new ArgumentException("--find-max chooses the rates itself; drop --ramp-to");
+        if (!Uri.TryCreate(options.Target, UriKind.Absolute, out var target) || target.Scheme is not ("http" or "https"))
+        {
+            throw new ArgumentException("--target must be an absolute http:// (h2c) or https:// URL");
+        }
         return options;
     }
 
-    private static TimeSpan ParseTime(string text) => text[^1] switch
+    public int StreamCount => Streams > 0 ? Streams : Connections * 2;
+
+    private static double Number(string name, string text) =>
+        double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) ? value : throw new ArgumentException($"{name}: '{text}' is not a number");
+
+    private static int Integer(string name, string text) =>
+        int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) ? value : throw new ArgumentException($"{name}: '{text}' is not an integer");
+
+    /// <summary>"500ms", "10s", "2m" or plain seconds.</summary>
+    public static TimeSpan ParseTime(string name, string text)
     {
-        's' => TimeSpan.FromSeconds(double.Parse(text[..^1], CultureInfo.InvariantCulture)),
-        'm' => TimeSpan.FromMinutes(double.Parse(text[..^1], CultureInfo.InvariantCulture)),
-        _ => TimeSpan.FromSeconds(double.Parse(text, CultureInfo.InvariantCulture)),
-    };
+        var (number, unit) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
+            : text.EndsWith('s') ? (text[..^1], 1.0)
+            : text.EndsWith('m') ? (text[..^1], 60.0)
+            : (text, 1.0);
+        return TimeSpan.FromSeconds(Number(name, number) * unit);
+    }
 }

@@ -1,173 +1,217 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
-using HdrHistogram;
+using Grpc.Core;
 
 namespace LoyaltyGrains.LoadTests;
 
-/// <summary>What one arrival did: which operation and with what outcome ("OK" or a gRPC status name).</summary>
+/// <summary>What one arrival did: its flow name ("purchase", "balance", ...) and outcome ("OK" or a gRPC status name).</summary>
 public readonly record struct OpOutcome(string Operation, string Status)
 {
-    public static OpOutcome Ok(string operation) => new(operation, "OK");
+    public const string OkStatus = "OK";
+
+    public static OpOutcome Ok(string operation) => new(operation, OkStatus);
+}
+
+public interface IScenario
+{
+    Task SetupAsync(Action<string> progress);
+
+    /// <summary>Runs one arrival's flow; records each RPC with <see cref="Arrival.Rpc"/> and returns the flow's outcome.</summary>
+    Task<OpOutcome> ArrivalAsync(Arrival arrival);
+}
+
+/// <summary>Live figures, once a second, for the console.</summary>
+public readonly record struct ProgressSnapshot(string Name, string Phase, double ElapsedSeconds, double TotalSeconds, double RatePerSecond, long Sent,
+    long InFlight, long Ok, long Errors, long Dropped, double P99LastSecondMs);
+
+/// <summary>
+/// One scheduled arrival. It is its own thread-pool work item, so dispatching it costs no extra allocation; the
+/// scenario reads <see cref="Index"/> (which drives all of its deterministic choices) and reports each RPC's latency.
+/// </summary>
+public sealed class Arrival : IThreadPoolWorkItem
+{
+    private readonly OpenLoop.Run _run;
+
+    internal Arrival(OpenLoop.Run run, long index, long intendedTicks, bool measured)
+    {
+        _run = run;
+        Index = index;
+        IntendedTicks = intendedTicks;
+        Measured = measured;
+    }
+
+    public long Index { get; }
+    /// <summary>Stopwatch timestamp this arrival was scheduled for: the first RPC's latency counts from here.</summary>
+    public long IntendedTicks { get; }
+    public bool Measured { get; }
+    public CancellationToken Cancellation => _run.Cancellation;
+    public DateTime Deadline => DateTime.UtcNow + _run.RequestTimeout;
+
+    /// <summary>Records one RPC: latency from <paramref name="startTicks"/> (pass <see cref="IntendedTicks"/> for the first RPC of a flow).</summary>
+    public void Rpc(string method, long startTicks, string status)
+    {
+        if (Measured) _run.Record.RecordRpc(method, status, OpenLoop.Micros(Stopwatch.GetTimestamp() - startTicks));
+    }
+
+    void IThreadPoolWorkItem.Execute() => _ = RunAsync();
+
+    private async Task RunAsync()
+    {
+        OpOutcome outcome;
+        try
+        {
+            outcome = await _run.Scenario.ArrivalAsync(this);
+        }
+        catch (RpcException ex)
+        {
+            outcome = new OpOutcome("unhandled", StatusName(ex.StatusCode));
+        }
+        catch (Exception ex)
+        {
+            outcome = new OpOutcome("unhandled", ex.GetType().Name);
+        }
+        var done = Stopwatch.GetTimestamp();
+        if (Measured) _run.Record.RecordFlow(outcome, _run.SecondOfWindow(done), OpenLoop.Micros(done - IntendedTicks));
+        Interlocked.Decrement(ref _run.InFlight);
+    }
+
+    public static string StatusName(StatusCode code) => code switch
+    {
+        StatusCode.OK => OpOutcome.OkStatus,
+        StatusCode.DeadlineExceeded => "DEADLINE_EXCEEDED",
+        StatusCode.Unimplemented => "UNIMPLEMENTED",
+        StatusCode.Unavailable => "UNAVAILABLE",
+        StatusCode.NotFound => "NOT_FOUND",
+        StatusCode.AlreadyExists => "ALREADY_EXISTS",
+        StatusCode.FailedPrecondition => "FAILED_PRECONDITION",
+        StatusCode.InvalidArgument => "INVALID_ARGUMENT",
+        StatusCode.ResourceExhausted => "RESOURCE_EXHAUSTED",
+        StatusCode.Aborted => "ABORTED",
+        StatusCode.Cancelled => "CANCELLED",
+        StatusCode.Internal => "INTERNAL",
+        StatusCode.PermissionDenied => "PERMISSION_DENIED",
+        StatusCode.Unauthenticated => "UNAUTHENTICATED",
+        _ => code.ToString().ToUpperInvariant(),
+    };
 }
 
 /// <summary>
-/// Sends arrival i at its scheduled time t(i) (constant rate, or a linear ramp) whether or not earlier ones have
-/// answered, so a slow server builds a queue that the latencies show (no coordinated omission): latency is measured
-/// from t(i), not from when the request could be sent. Arrivals beyond the in-flight limit are counted as dropped.
+/// Open-model scheduler. Arrival i is due at t(i) (constant rate, or a linear ramp after the warm-up) and is handed to
+/// the thread pool at t(i) whether or not earlier ones have answered, so a slow server builds a queue that the
+/// latencies show (no coordinated omission): latency counts from t(i), not from when the request could be sent.
+/// When --max-in-flight arrivals are outstanding, a due arrival is counted as dropped and the schedule goes on.
+/// The scheduler runs on its own thread and wakes about every millisecond (not spinning: on 2 cores a spinning
+/// load generator would take a core from the server it measures); how late it dispatched is recorded as
+/// "dispatch lag" so a saturated load generator is visible in the report rather than hidden in the figures.
 /// </summary>
 public sealed class OpenLoop(LoadOptions options)
 {
-    public async Task<RunRecord> RunAsync(string name, Func<long, Task<OpOutcome>> arrival, Action<string>? progress = null)
+    public static long Micros(long stopwatchTicks) => Math.Max(1, stopwatchTicks * 1_000_000 / Stopwatch.Frequency);
+
+    internal sealed class Run
     {
-        var record = new RunRecord(name, options);
-        var warmupSeconds = options.Warmup.TotalSeconds;
-        var totalSeconds = warmupSeconds + options.Duration.TotalSeconds;
-        var inFlight = 0;
-        var tasks = new ConcurrentDictionary<long, Task>();
-        var clock = Stopwatch.StartNew();
-        long next = 0;
-        var lastProgress = 0.0;
-        while (true)
+        public required IScenario Scenario { get; init; }
+        public required RunRecord Record { get; init; }
+        public required TimeSpan RequestTimeout { get; init; }
+        public required long WindowStartTicks { get; init; }
+        public CancellationToken Cancellation { get; init; }
+        public long InFlight;
+
+        public int SecondOfWindow(long ticks) => (int)Math.Max(0, (ticks - WindowStartTicks) / Stopwatch.Frequency);
+    }
+
+    public async Task<RunRecord> RunAsync(string name, IScenario scenario, Action<ProgressSnapshot>? progress = null, CancellationToken cancellation = default)
+    {
+        var record = new RunRecord(name, options, DateTimeOffset.UtcNow);
+        var schedule = new Schedule(options.RatePerSecond, options.RampToPerSecond, options.Warmup.TotalSeconds, options.Duration.TotalSeconds);
+        var startTicks = Stopwatch.GetTimestamp();
+        var run = new Run
         {
-            var now = clock.Elapsed.TotalSeconds;
-            if (now >= totalSeconds) break;
-            var due = ArrivalsBy(now, warmupSeconds);
-            for (; next < due; next++)
-            {
-                var intended = TimeOf(next, warmupSeconds);
-                var measured = intended >= warmupSeconds;
-                if (Volatile.Read(ref inFlight) >= options.MaxInFlight)
-                {
-                    if (measured) record.Dropped();
-                    continue;
-                }
-                Interlocked.Increment(ref inFlight);
-                var index = next;
-                tasks[index] = Task.Run(async () =>
-                {
-                    OpOutcome outcome;
-                    try
-                    {
-                        outcome = await arrival(index);
-                    }
-                    catch (Grpc.Core.RpcException ex)
-                    {
-                        outcome = new OpOutcome("error", ex.StatusCode.ToString());
-                    }
-                    catch (Exception ex)
-                    {
-                        outcome = new OpOutcome("error", ex.GetType().Name);
-                    }
-                    var done = clock.Elapsed.TotalSeconds;
-                    if (measured) record.Record(outcome, done - warmupSeconds, (long)((done - intended) * 1_000_000));
-                    Interlocked.Decrement(ref inFlight);
-                    tasks.TryRemove(index, out _);
-                });
-            }
-            if (progress is not null && now - lastProgress >= 1)
-            {
-                lastProgress = now;
-                progress($"{name}: {(now < warmupSeconds ? "warm-up" : "measuring")} {now:0}s/{totalSeconds:0}s, sent {next}, in flight {Volatile.Read(ref inFlight)}, " +
-                    $"ok {record.OkCount}, errors {record.ErrorCount}, dropped {record.DroppedCount}");
-            }
-            await Task.Delay(1);
+            Scenario = scenario, Record = record, RequestTimeout = options.RequestTimeout, Cancellation = cancellation,
+            WindowStartTicks = startTicks + (long)(schedule.WarmupSeconds * Stopwatch.Frequency),
+        };
+        var scheduler = new Thread(() => Dispatch(run, schedule, startTicks, progress, cancellation)) { IsBackground = true, Name = "open-loop scheduler", Priority = ThreadPriority.AboveNormal };
+        scheduler.Start();
+        await Task.Run(scheduler.Join, CancellationToken.None);
+
+        // Let what was sent finish: the correctness check needs every reply. Every RPC has a deadline and a flow
+        // has at most a few RPCs, so this wait is bounded; what is still out after it is reported, never waited on.
+        var drainUntil = Stopwatch.GetTimestamp() + (long)((3 * options.RequestTimeout.TotalSeconds + 5) * Stopwatch.Frequency);
+        while (Volatile.Read(ref run.InFlight) > 0 && Stopwatch.GetTimestamp() < drainUntil) await Task.Delay(10, CancellationToken.None);
+        record.UnfinishedAtEnd = (int)Volatile.Read(ref run.InFlight);
+        for (var s = 0; s < (int)Math.Ceiling(schedule.MeasuredSeconds); s++)
+        {
+            record.SetOffered(s, schedule.ArrivalsBy(schedule.WarmupSeconds + Math.Min(s + 1, schedule.MeasuredSeconds)) - schedule.ArrivalsBy(schedule.WarmupSeconds + s));
         }
-        record.Offered = ArrivalsBy(totalSeconds, warmupSeconds) - ArrivalsBy(warmupSeconds, warmupSeconds);
-        // Let what was sent finish (bounded): the correctness check needs every reply.
-        var pending = tasks.Values.ToArray();
-        await Task.WhenAny(Task.WhenAll(pending), Task.Delay(TimeSpan.FromSeconds(60)));
-        record.UnfinishedAtEnd = tasks.Count;
         return record;
     }
 
-    private double RateAt(double seconds, double warmupSeconds)
+    private void Dispatch(Run run, Schedule schedule, long startTicks, Action<ProgressSnapshot>? progress, CancellationToken cancellation)
     {
-        if (options.RampToPerSecond is not { } to || seconds <= warmupSeconds) return options.RatePerSecond;
-        var fraction = Math.Min(1, (seconds - warmupSeconds) / options.Duration.TotalSeconds);
-        return options.RatePerSecond + (to - options.RatePerSecond) * fraction;
-    }
-
-    /// <summary>Arrivals scheduled in [0, t): the integral of the rate.</summary>
-    private long ArrivalsBy(double t, double warmupSeconds)
-    {
-        var r0 = options.RatePerSecond;
-        if (options.RampToPerSecond is not { } r1 || t <= warmupSeconds) return (long)(r0 * t);
-        var ramp = Math.Min(t, warmupSeconds + options.Duration.TotalSeconds) - warmupSeconds;
-        var slope = (r1 - r0) / options.Duration.TotalSeconds;
-        return (long)(r0 * warmupSeconds + r0 * ramp + slope * ramp * ramp / 2);
-    }
-
-    /// <summary>The scheduled time of arrival i (inverse of ArrivalsBy).</summary>
-    private double TimeOf(long i, double warmupSeconds)
-    {
-        var r0 = options.RatePerSecond;
-        var warmupArrivals = r0 * warmupSeconds;
-        if (options.RampToPerSecond is not { } r1 || i < warmupArrivals) return i / r0;
-        var slope = (r1 - r0) / options.Duration.TotalSeconds;
-        var k = i - warmupArrivals;
-        var ramp = Math.Abs(slope) < 1e-9 ? k / r0 : (-r0 + Math.Sqrt(r0 * r0 + 2 * slope * k)) / slope;
-        return warmupSeconds + ramp;
+        var record = run.Record;
+        var frequency = (double)Stopwatch.Frequency;
+        long next = 0;
+        var nextProgressTicks = startTicks + Stopwatch.Frequency;
+        var total = schedule.TotalSeconds;
+        var lastTotal = schedule.ArrivalsBy(total);
+        while (!cancellation.IsCancellationRequested)
+        {
+            var nowTicks = Stopwatch.GetTimestamp();
+            var now = (nowTicks - startTicks) / frequency;
+            var due = now >= total ? lastTotal : schedule.ArrivalsBy(now);
+            for (; next < due; next++)
+            {
+                var intendedSeconds = schedule.TimeOf(next);
+                var intendedTicks = startTicks + (long)(intendedSeconds * frequency);
+                var measured = intendedSeconds >= schedule.WarmupSeconds;
+                if (measured) record.RecordDispatchLag(Micros(nowTicks - intendedTicks));
+                if (Volatile.Read(ref run.InFlight) >= options.MaxInFlight)
+                {
+                    if (measured) record.RecordDropped(run.SecondOfWindow(intendedTicks));
+                    continue;
+                }
+                Interlocked.Increment(ref run.InFlight);
+                if (measured) record.RecordSent();
+                ThreadPool.UnsafeQueueUserWorkItem(new Arrival(run, next, intendedTicks, measured), preferLocal: false);
+            }
+            if (progress is not null && nowTicks >= nextProgressTicks)
+            {
+                nextProgressTicks += Stopwatch.Frequency;
+                var phase = now < schedule.WarmupSeconds ? "warm-up" : "measuring";
+                progress(new ProgressSnapshot(record.Name, phase, Math.Min(now, total), total, schedule.RateAt(now), next, Volatile.Read(ref run.InFlight),
+                    record.OkCount, record.ErrorCount, record.DroppedCount, record.LastSecondP99Ms(run.SecondOfWindow(nowTicks) - 1)));
+            }
+            if (now >= total) break;
+            Thread.Sleep(1);
+        }
     }
 }
 
-/// <summary>Measurements of one run: per-operation histograms and counts, and per-second series.</summary>
-public sealed class RunRecord(string name, LoadOptions options)
+/// <summary>The arrival schedule: constant rate r0 during the warm-up, then r0 → r1 linearly over the measured window.</summary>
+public sealed class Schedule(double r0, double? r1, double warmupSeconds, double measuredSeconds)
 {
-    private readonly ConcurrentDictionary<string, LongConcurrentHistogram> _byOperation = new();
-    private readonly ConcurrentDictionary<string, long> _statuses = new();
-    private readonly LongConcurrentHistogram _all = NewHistogram();
-    private readonly ConcurrentDictionary<int, SecondBucket> _seconds = new();
-    private long _ok;
-    private long _errors;
-    private long _dropped;
+    public double WarmupSeconds { get; } = warmupSeconds;
+    public double MeasuredSeconds { get; } = measuredSeconds;
+    public double TotalSeconds => WarmupSeconds + MeasuredSeconds;
+    private double Slope => r1 is { } end ? (end - r0) / MeasuredSeconds : 0;
 
-    public string Name { get; } = name;
-    public LoadOptions Options { get; } = options;
-    public long Offered { get; set; }
-    public int UnfinishedAtEnd { get; set; }
-    public long OkCount => Interlocked.Read(ref _ok);
-    public long ErrorCount => Interlocked.Read(ref _errors);
-    public long DroppedCount => Interlocked.Read(ref _dropped);
-    public IReadOnlyDictionary<string, long> Statuses => _statuses;
-    public LongConcurrentHistogram All => _all;
-    public IReadOnlyDictionary<string, LongConcurrentHistogram> ByOperation => _byOperation;
+    public double RateAt(double t) => t <= WarmupSeconds ? r0 : r0 + Slope * Math.Min(t - WarmupSeconds, MeasuredSeconds);
 
-    public double AchievedPerSecond => (OkCount + ErrorCount) / Options.Duration.TotalSeconds;
-
-    public void Dropped() => Interlocked.Increment(ref _dropped);
-
-    public void Record(OpOutcome outcome, double secondsIntoRun, long latencyMicros)
+    /// <summary>Arrivals scheduled in [0, t): the integral of the rate.</summary>
+    public long ArrivalsBy(double t)
     {
-        var latency = Math.Max(1, latencyMicros);
-        _statuses.AddOrUpdate(outcome.Status, 1, (_, n) => n + 1);
-        if (outcome.Status == "OK") Interlocked.Increment(ref _ok);
-        else Interlocked.Increment(ref _errors);
-        _all.RecordValue(latency);
-        _byOperation.GetOrAdd(outcome.Operation, _ => NewHistogram()).RecordValue(latency);
-        var bucket = _seconds.GetOrAdd(Math.Max(0, (int)secondsIntoRun), _ => new SecondBucket());
-        bucket.Histogram.RecordValue(latency);
-        Interlocked.Increment(ref bucket.Completed);
+        if (t <= WarmupSeconds) return (long)Math.Ceiling(r0 * t);
+        var ramp = Math.Min(t, TotalSeconds) - WarmupSeconds;
+        return (long)Math.Ceiling(r0 * WarmupSeconds + r0 * ramp + Slope * ramp * ramp / 2);
     }
 
-    /// <summary>Per second of the measured window: completions, p50 and p99 in ms.</summary>
-    public IReadOnlyList<(int Second, long Completed, double P50Ms, double P99Ms)> Series()
+    /// <summary>The scheduled time of arrival i (the inverse of ArrivalsBy).</summary>
+    public double TimeOf(long i)
     {
-        var series = new List<(int, long, double, double)>();
-        for (var s = 0; s < (int)Math.Ceiling(Options.Duration.TotalSeconds); s++)
-        {
-            if (_seconds.TryGetValue(s, out var b)) series.Add((s, b.Completed, b.Histogram.GetValueAtPercentile(50) / 1000.0, b.Histogram.GetValueAtPercentile(99) / 1000.0));
-            else series.Add((s, 0, 0, 0));
-        }
-        return series;
-    }
-
-    public static double Ms(HistogramBase histogram, double percentile) => histogram.TotalCount == 0 ? 0 : histogram.GetValueAtPercentile(percentile) / 1000.0;
-
-    private static LongConcurrentHistogram NewHistogram() => new(1, 120_000_000, 3);
-
-    private sealed class SecondBucket
-    {
-        public readonly LongConcurrentHistogram Histogram = NewHistogram();
-        public long Completed;
+        var warmupArrivals = r0 * WarmupSeconds;
+        if (i < warmupArrivals) return i / r0;
+        var k = i - warmupArrivals;
+        var slope = Slope;
+        var ramp = Math.Abs(slope) < 1e-9 ? k / r0 : (-r0 + Math.Sqrt(Math.Max(0, r0 * r0 + 2 * slope * k))) / slope;
+        return WarmupSeconds + ramp;
     }
 }

@@ -1,73 +1,108 @@
 using System.Globalization;
+using System.Security.Cryptography;
+using Grpc.Core;
 using LoyaltyGrains.LoadTests;
 using Spectre.Console;
 
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(LoadOptions.Help);
+    return 0;
+}
 LoadOptions options;
 try
 {
-    if (args.Contains("--help") || args.Contains("-h"))
-    {
-        Console.WriteLine(LoadOptions.Help);
-        return 0;
-    }
     options = LoadOptions.Parse(args);
 }
-catch (Exception ex) when (ex is ArgumentException or FormatException)
+catch (ArgumentException ex)
 {
-    Console.Error.WriteLine($"{ex.Message}\n\n{LoadOptions.Help}");
+    Console.Error.WriteLine($"{ex.Message}\n\nrun with --help for the options");
     return 2;
 }
 
-var run = DateTimeOffset.UtcNow.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
-var folder = options.Out ?? Path.Combine("loadtests", "out", $"{run}-{options.Scenario}");
-var commandLine = "dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- " + string.Join(' ', args);
-void Progress(string line) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(line)}[/]");
-
-RunRecord? baseline = null;
-if (options.Baseline || options.Scenario == "echo")
+// Ids are namespaced by the run so runs against the same engine never collide: lt-<run>-m<N>.
+var runId = DateTimeOffset.UtcNow.ToString("yyMMddHHmmss", CultureInfo.InvariantCulture) + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2));
+var folder = options.Out ?? Path.Combine("loadtests", "out", $"{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}-{options.Scenario}{(options.FindMax ? "-max" : "")}");
+var commandLine = "dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- " + string.Join(' ', args.Select(Quote));
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
 {
-    await using var echo = await EchoServer.StartAsync();
-    using var echoScenario = new EchoScenario(echo.Address, options.Connections);
-    Progress($"echo baseline on {echo.Address}");
-    baseline = await new OpenLoop(options).RunAsync("echo", echoScenario.ArrivalAsync, Progress);
-    if (options.Scenario == "echo")
-    {
-        Reports.Console(baseline, null, null);
-        Reports.Write(folder, commandLine, baseline, null, null);
-        AnsiConsole.MarkupLine($"report: {Markup.Escape(Path.GetFullPath(folder))}/report.html");
-        return 0;
-    }
+    // First Ctrl+C ends the schedule early; the run still drains, checks and reports.
+    e.Cancel = true;
+    cancellation.Cancel();
+};
+
+void Log(string line) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(DateTime.Now.ToString("HH:mm:ss", CultureInfo.InvariantCulture))}[/] {Markup.Escape(line)}");
+// Redirected output (CI, a file) gets wide plain lines instead of an 80-column wrap.
+if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
+var view = new ProgressView(AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected, Log);
+
+Log($"run {runId}: scenario {options.Scenario}{(options.FindMax ? " (find-max)" : "")}, report folder {folder}");
+var notes = new List<string>();
+RunRecord? baseline = null;
+IReadOnlyList<StepResult>? baselineSteps = null;
+double? baselineMax = null;
+
+async Task<(RunRecord Record, IReadOnlyList<StepResult>? Steps, double? Max)> Drive(string name, IScenario scenario)
+{
+    if (!options.FindMax) return (await view.RunAsync(name, p => new OpenLoop(options).RunAsync(name, scenario, p, cancellation.Token)), null, null);
+    var (max, steps) = await new FindMax(options).RunAsync(name, scenario, view.RunAsync, Log, cancellation.Token);
+    // The charts show the highest step that held (its latencies are the ones the maximum stands for).
+    var shown = steps.Where(s => s.Held).OrderByDescending(s => s.RatePerSecond).FirstOrDefault() ?? steps[^1];
+    return (shown.Record, steps, max);
 }
 
-using var engine = new Engine(options, run);
-IScenario scenario = options.Scenario switch
+if (options.Baseline || options.Scenario == "echo")
+{
+    await using var echoServer = await EchoServer.StartAsync();
+    using var echo = new EchoScenario(echoServer.Address, options.Connections, options.RequestTimeout);
+    Log($"echo baseline: bare gRPC unary service on {echoServer.Address} (in this process)");
+    (baseline, baselineSteps, baselineMax) = await Drive("echo", echo);
+}
+
+if (options.Scenario == "echo")
+{
+    var echoReport = new RunReport("echo", runId, commandLine, options, baseline!, baselineSteps, baselineMax, baseline, null, null, null, notes, MachineFacts.Collect());
+    Reports.Console(echoReport);
+    Reports.Write(folder, echoReport);
+    Log($"report: {Path.GetFullPath(Path.Combine(folder, "report.html"))}");
+    return 0;
+}
+
+using var engine = new Engine(options, runId);
+EngineScenario scenario = options.Scenario switch
 {
     "peak-day" => new PeakDay(engine),
     "hot-card" => new HotCard(engine),
     "campaign-rush" => new CampaignRush(engine),
     "retry-storm" => new RetryStorm(engine),
+    "bulk" => new Bulk(engine),
     "authorize" => new AuthorizeOnly(engine),
     "balance" => new BalanceOnly(engine),
-    _ => new Bulk(engine),
+    _ => throw new InvalidOperationException($"scenario {options.Scenario} has no runner"),
 };
 try
 {
-    Progress($"{options.Scenario} against {options.Target}: enrolling {options.Members} members (run {run})");
-    await scenario.SetupAsync(Progress);
+    Log($"setup against {options.Target}: enrolling {options.Members:N0} members with {options.CardsPerMember} card(s) each (ids lt-{runId}-m<N>)");
+    await scenario.SetupAsync(Log);
 }
-catch (Grpc.Core.RpcException ex)
+catch (RpcException ex)
 {
-    AnsiConsole.MarkupLine($"[red]cannot set up against {Markup.Escape(options.Target)}: {Markup.Escape(ex.Status.StatusCode.ToString())} {Markup.Escape(ex.Status.Detail)}[/] — is the engine running?");
+    AnsiConsole.MarkupLine($"[red]cannot set up against {Markup.Escape(options.Target)}: {Markup.Escape(Arrival.StatusName(ex.StatusCode))} {Markup.Escape(ex.Status.Detail)}[/] — is the engine running there?");
     return 2;
 }
-var record = await new OpenLoop(options).RunAsync(options.Scenario, scenario.ArrivalAsync, Progress);
+var (record, steps, max) = await Drive(options.Scenario, scenario);
 if (scenario is IAsyncDisposable disposable) await disposable.DisposeAsync();
 
-Progress("checking balances and ledgers against the replies received ...");
-var (passed, members, ledgers, problems) = await Correctness.CheckAsync(engine);
-var verdict = new Verdict(passed && record.UnfinishedAtEnd == 0, members, ledgers, engine.Expect.DuplicatesChecked,
-    record.UnfinishedAtEnd == 0 ? problems : [.. problems, $"{record.UnfinishedAtEnd} requests had no reply 60 s after the run"]);
-Reports.Console(record, baseline, verdict);
-Reports.Write(folder, commandLine, record, baseline, verdict);
-AnsiConsole.MarkupLine($"report: {Markup.Escape(Path.GetFullPath(folder))}/report.html");
+Log("checking every balance (and a sample of statements) against the replies received");
+var unfinished = steps is null ? record.UnfinishedAtEnd : steps.Sum(s => s.Record.UnfinishedAtEnd);
+var verdict = await Correctness.CheckAsync(engine, unfinished, Log, CancellationToken.None);
+if (scenario is CampaignRush rush) notes.Add($"campaign lines granted in authorizations: {rush.GrantedMinor:N0} minor");
+notes.InsertRange(0, scenario.Notes);
+var report = new RunReport(options.Scenario, runId, commandLine, options, record, steps, max, baseline, baselineSteps, baselineMax, verdict, notes, MachineFacts.Collect());
+Reports.Console(report);
+Reports.Write(folder, report);
+Log($"report: {Path.GetFullPath(Path.Combine(folder, "report.html"))}");
 return verdict.Passed ? 0 : 1;
+
+static string Quote(string arg) => arg.Length > 0 && arg.All(ch => char.IsLetterOrDigit(ch) || "-_./:=@,".Contains(ch)) ? arg : "'" + arg.Replace("'", "'\\''", StringComparison.Ordinal) + "'";

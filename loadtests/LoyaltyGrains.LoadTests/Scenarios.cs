@@ -1,355 +1,565 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
-using Grpc.Net.Client;
 using LoyaltyGrains.Gateway.V1;
 
 namespace LoyaltyGrains.LoadTests;
 
-/// <summary>Deterministic per-arrival randomness (SplitMix64 of seed and index): the same run sends the same traffic.</summary>
-public readonly struct Dice(int seed, long index)
-{
-    private readonly ulong _state = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)index;
-
-    public ulong Roll(int salt)
-    {
-        var z = _state + (ulong)salt * 0x9E3779B97F4A7C15UL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
-    }
-
-    public int Below(int salt, int bound) => (int)(Roll(salt) % (ulong)bound);
-
-    public double Unit(int salt) => (Roll(salt) >> 11) * (1.0 / (1UL << 53));
-}
-
-/// <summary>The engine's clients over a few HTTP/2 connections, and the members the run enrolled.</summary>
-public sealed class Engine : IDisposable
-{
-    private readonly GrpcChannel[] _channels;
-
-    public Engine(LoadOptions options, string run)
-    {
-        Options = options;
-        Run = run;
-        _channels = [.. Enumerable.Range(0, options.Connections).Select(_ => GrpcChannel.ForAddress(options.Target, new GrpcChannelOptions
-        {
-            HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true, PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan },
-        }))];
-        At = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-1));
-    }
-
-    public LoadOptions Options { get; }
-    public string Run { get; }
-    public Timestamp At { get; }
-    public Expectations Expect { get; } = new();
-
-    public GrpcChannel Channel(long i) => _channels[i % _channels.Length];
-    public Processing.ProcessingClient Processing(long i) => new(Channel(i));
-    public Balances.BalancesClient Balances(long i) => new(Channel(i));
-    public Admin.AdminClient Admin => new(_channels[0]);
-    public Offers.OffersClient Offers(long i) => new(Channel(i));
-    public string MemberId(int m) => $"lt{Run}-m{m}";
-    public string CardId(int m) => $"lt{Run}-c{m}";
-
-    public async Task EnrollAsync(Action<string> progress)
-    {
-        var done = 0;
-        await Parallel.ForEachAsync(Enumerable.Range(0, Options.Members), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (m, ct) =>
-        {
-            await Admin.EnrollMemberAsync(new EnrollMemberRequest { MemberId = MemberId(m) }, cancellationToken: ct);
-            await Admin.IssueCardAsync(new IssueCardRequest { CardId = CardId(m), MemberId = MemberId(m) }, cancellationToken: ct);
-            if (Interlocked.Increment(ref done) % 1_000 == 0) progress($"enrolled {done} of {Options.Members} members");
-        });
-    }
-
-    public void Dispose()
-    {
-        foreach (var channel in _channels) channel.Dispose();
-    }
-}
-
-/// <summary>A purchase's realistic shape: MCC mix (a few excluded), amounts from 50 to 50 000 RUB, log-uniform.</summary>
-public static class Purchases
-{
-    private static readonly (int Mcc, int Weight)[] Mix =
-    [
-        (5411, 35), (5812, 12), (5814, 7), (5541, 10), (5912, 8), (4111, 10), (5651, 7), (5732, 5), (4121, 3), (6011, 2), (4829, 1),
-    ];
-
-    private static readonly int TotalWeight = Mix.Sum(m => m.Weight);
-
-    public static int Mcc(Dice dice, int salt)
-    {
-        var roll = dice.Below(salt, TotalWeight);
-        foreach (var (mcc, weight) in Mix)
-        {
-            if (roll < weight) return mcc;
-            roll -= weight;
-        }
-        return 5411;
-    }
-
-    public static long AmountMinor(Dice dice, int salt) => (long)Math.Exp(Math.Log(5_000) + dice.Unit(salt) * (Math.Log(5_000_000) - Math.Log(5_000)));
-}
-
-public interface IScenario
-{
-    Task SetupAsync(Action<string> progress);
-
-    Task<OpOutcome> ArrivalAsync(long i);
-}
-
-/// <summary>Shared building blocks: a purchase flow (authorize, capture, sometimes a retry), balance and eligibility reads.</summary>
+/// <summary>Shared building blocks: postings with expectation tracking, retries checked for DUPLICATE, balance and eligibility reads.</summary>
 public abstract class EngineScenario(Engine engine) : IScenario
 {
+    private readonly ConcurrentQueue<string> _notes = new();
+
     protected Engine Engine { get; } = engine;
+    protected LoadOptions Options => Engine.Options;
 
-    public virtual Task SetupAsync(Action<string> progress) => Engine.EnrollAsync(progress);
+    /// <summary>What the report should say about how this scenario ran (e.g. a feature the engine lacks).</summary>
+    public IReadOnlyCollection<string> Notes => _notes;
 
-    public abstract Task<OpOutcome> ArrivalAsync(long i);
+    public virtual Task SetupAsync(Action<string> progress) => Engine.SeedAsync(progress, CancellationToken.None);
 
-    protected AuthorizeRequest Authorize(long i, int member, Dice dice, string merchant = "") => new()
+    public abstract Task<OpOutcome> ArrivalAsync(Arrival arrival);
+
+    protected void Note(string text) => _notes.Enqueue(text);
+
+    protected AuthorizeRequest Authorize(long i, int member, Dice dice, PurchaseShape shape, char suffix = 'a') => new()
     {
-        TransactionId = $"lt{Engine.Run}-a{i}", CardId = Engine.CardId(member), AmountMinor = Purchases.AmountMinor(dice, 1), Currency = "RUB",
-        Mcc = Purchases.Mcc(dice, 2), MerchantId = merchant.Length > 0 ? merchant : $"merchant-{dice.Below(3, 500)}", OccurredAt = Engine.At,
+        TransactionId = Engine.TransactionId(i, suffix), CardId = Engine.CardId(member, dice.Below(9, Options.CardsPerMember)), AmountMinor = shape.AuthorizeMinor,
+        Currency = "RUB", Mcc = shape.Mcc, MerchantId = shape.MerchantId, OccurredAt = Engine.OccurredAt,
     };
 
-    /// <summary>Authorize then capture the same amount; with retryPercent, the authorization is sent again and must come back DUPLICATE.</summary>
-    protected async Task<OpOutcome> PurchaseAsync(long i, int member, Dice dice, int retryPercent, string merchant = "")
+    protected CaptureRequest CaptureOf(AuthorizeRequest authorize, long amountMinor) => new()
     {
-        var processing = Engine.Processing(i);
-        var memberId = Engine.MemberId(member);
-        var authorize = Authorize(i, member, dice, merchant);
-        var reply = await processing.AuthorizeAsync(authorize);
-        Engine.Expect.Authorized(memberId, reply);
-        if (dice.Below(4, 100) < retryPercent) Engine.Expect.Retried(reply, await processing.AuthorizeAsync(authorize));
-        var capture = await processing.CaptureAsync(new CaptureRequest
+        TransactionId = authorize.TransactionId + "c", AuthorizationId = authorize.TransactionId, CardId = authorize.CardId, AmountMinor = amountMinor,
+        OccurredAt = Engine.OccurredAt,
+    };
+
+    /// <summary>
+    /// Sends one posting, records its latency from <paramref name="startTicks"/> and applies the reply to the
+    /// expected balances. An error whose outcome is unknown is queued for resolution after the run.
+    /// </summary>
+    protected async Task<(PostingReply? Reply, string Status)> PostAsync(Arrival arrival, string method, int member, PostingRequest request, long startTicks)
+    {
+        try
         {
-            TransactionId = authorize.TransactionId + "c", AuthorizationId = authorize.TransactionId, CardId = authorize.CardId,
-            AmountMinor = authorize.AmountMinor, OccurredAt = Engine.At,
-        });
-        Engine.Expect.Captured(memberId, authorize.TransactionId, capture);
-        return OpOutcome.Ok("purchase");
+            var reply = await Expectations.Send(Engine, request, arrival.Cancellation);
+            arrival.Rpc(method, startTicks, OpOutcome.OkStatus);
+            Engine.Expect.Apply(member, request.KindCase, Expectations.AuthorizationOf(request), reply);
+            if (reply.Status != PostingStatus.Accepted) Engine.Expect.Problem($"first send of {Expectations.TransactionOf(request)} answered {reply.Status}, expected ACCEPTED");
+            return (reply, OpOutcome.OkStatus);
+        }
+        catch (RpcException ex)
+        {
+            var status = Arrival.StatusName(ex.StatusCode);
+            arrival.Rpc(method, startTicks, status);
+            if (Engine.OutcomeUnknown(ex.StatusCode)) Engine.Expect.Unknown(member, request);
+            return (null, status);
+        }
     }
 
-    protected async Task<OpOutcome> BalanceAsync(long i, int member)
+    /// <summary>Sends a posting again, as a processor retrying would: it must come back DUPLICATE with the original figures.</summary>
+    protected async Task RetryAsync(Arrival arrival, string method, PostingRequest request, PostingReply original)
     {
-        await Engine.Balances(i).GetBalanceAsync(new GetBalanceRequest { MemberId = Engine.MemberId(member) });
-        return OpOutcome.Ok("balance");
+        var start = Stopwatch.GetTimestamp();
+        try
+        {
+            var again = await Expectations.Send(Engine, request, arrival.Cancellation);
+            arrival.Rpc(method + " (retry)", start, OpOutcome.OkStatus);
+            Engine.Expect.Retried(original, again);
+        }
+        catch (RpcException ex)
+        {
+            // The original was applied (we hold its reply), so a failed retry changes nothing we expect.
+            arrival.Rpc(method + " (retry)", start, Arrival.StatusName(ex.StatusCode));
+        }
     }
 
-    protected async Task<OpOutcome> EligibilityAsync(long i, int member, Dice dice)
+    /// <summary>Authorize, then capture the same transaction (fuel captures less, a restaurant sometimes a tip more); each posting retried with <paramref name="retryPercent"/>.</summary>
+    protected async Task<OpOutcome> PurchaseAsync(Arrival arrival, int member, Dice dice, int retryPercent, PurchaseShape shape, Action<PostingRequest, PostingReply>? onAuthorized = null)
     {
-        await Engine.Offers(i).CheckEligibilityAsync(new CheckEligibilityRequest
+        const string flow = "purchase";
+        var authorize = new PostingRequest { Authorize = Authorize(arrival.Index, member, dice, shape) };
+        var (authorized, status) = await PostAsync(arrival, "Authorize", member, authorize, arrival.IntendedTicks);
+        if (authorized is null) return new OpOutcome(flow, status);
+        onAuthorized?.Invoke(authorize, authorized);
+        if (dice.Below(20, 100) < retryPercent) await RetryAsync(arrival, "Authorize", authorize, authorized);
+        var capture = new PostingRequest { Capture = CaptureOf(authorize.Authorize, shape.CaptureMinor) };
+        var (captured, captureStatus) = await PostAsync(arrival, "Capture", member, capture, Stopwatch.GetTimestamp());
+        if (captured is null) return new OpOutcome(flow, captureStatus);
+        if (dice.Below(21, 100) < retryPercent) await RetryAsync(arrival, "Capture", capture, captured);
+        Captured(member, capture.Capture, captured);
+        return OpOutcome.Ok(flow);
+    }
+
+    /// <summary>Called after an accepted capture (retry-storm keeps some to refund later).</summary>
+    protected virtual void Captured(int member, CaptureRequest capture, PostingReply reply)
+    {
+    }
+
+    protected async Task<OpOutcome> BalanceAsync(Arrival arrival, int member)
+    {
+        try
         {
-            MemberId = Engine.MemberId(member), MerchantId = $"merchant-{dice.Below(3, 500)}", Mcc = Purchases.Mcc(dice, 2), AmountMinor = Purchases.AmountMinor(dice, 1),
-        });
-        return OpOutcome.Ok("eligibility");
+            await Engine.Balances(arrival.Index).GetBalanceAsync(new GetBalanceRequest { MemberId = Engine.MemberId(member) }, deadline: arrival.Deadline, cancellationToken: arrival.Cancellation);
+            arrival.Rpc("GetBalance", arrival.IntendedTicks, OpOutcome.OkStatus);
+            return OpOutcome.Ok("balance");
+        }
+        catch (RpcException ex)
+        {
+            arrival.Rpc("GetBalance", arrival.IntendedTicks, Arrival.StatusName(ex.StatusCode));
+            return new OpOutcome("balance", Arrival.StatusName(ex.StatusCode));
+        }
+    }
+
+    protected async Task<OpOutcome> EligibilityAsync(Arrival arrival, int member, Dice dice)
+    {
+        var shape = Engine.Purchases.Pick(dice, 1);
+        try
+        {
+            await Engine.Offers(arrival.Index).CheckEligibilityAsync(new CheckEligibilityRequest
+            {
+                CardId = Engine.CardId(member, dice.Below(9, Options.CardsPerMember)), MerchantId = shape.MerchantId, Mcc = shape.Mcc, AmountMinor = shape.AuthorizeMinor,
+            }, deadline: arrival.Deadline, cancellationToken: arrival.Cancellation);
+            arrival.Rpc("CheckEligibility", arrival.IntendedTicks, OpOutcome.OkStatus);
+            return OpOutcome.Ok("eligibility");
+        }
+        catch (RpcException ex)
+        {
+            // UNIMPLEMENTED (an engine without offers yet) is one more counted error class, not a crash.
+            arrival.Rpc("CheckEligibility", arrival.IntendedTicks, Arrival.StatusName(ex.StatusCode));
+            return new OpOutcome("eligibility", Arrival.StatusName(ex.StatusCode));
+        }
     }
 }
 
-/// <summary>85% purchases (authorize + capture, 5% of them retried), 10% balance reads, 5% eligibility checks.</summary>
+/// <summary>85% purchases (authorize + capture; 5% of postings re-sent and checked DUPLICATE), 10% balance reads, 5% eligibility checks.</summary>
 public sealed class PeakDay(Engine engine) : EngineScenario(engine)
 {
-    public override Task<OpOutcome> ArrivalAsync(long i)
+    public override Task<OpOutcome> ArrivalAsync(Arrival arrival)
     {
-        var dice = new Dice(Engine.Options.Seed, i);
-        var member = dice.Below(0, Engine.Options.Members);
+        var dice = new Dice(Options.Seed, arrival.Index);
+        var member = dice.Below(0, Engine.Members);
         var roll = dice.Below(5, 100);
-        return roll < 85 ? PurchaseAsync(i, member, dice, retryPercent: 5) : roll < 95 ? BalanceAsync(i, member) : EligibilityAsync(i, member, dice);
+        return roll < 85 ? PurchaseAsync(arrival, member, dice, retryPercent: 5, Engine.Purchases.Pick(dice, 1))
+            : roll < 95 ? BalanceAsync(arrival, member)
+            : EligibilityAsync(arrival, member, dice);
     }
 }
 
 /// <summary>Only Authorize, on random members: the durable unary rate compared with the echo baseline.</summary>
 public sealed class AuthorizeOnly(Engine engine) : EngineScenario(engine)
 {
-    public override async Task<OpOutcome> ArrivalAsync(long i)
+    public override async Task<OpOutcome> ArrivalAsync(Arrival arrival)
     {
-        var dice = new Dice(Engine.Options.Seed, i);
-        var member = dice.Below(0, Engine.Options.Members);
-        var reply = await Engine.Processing(i).AuthorizeAsync(Authorize(i, member, dice));
-        Engine.Expect.Authorized(Engine.MemberId(member), reply);
-        return OpOutcome.Ok("authorize");
+        var dice = new Dice(Options.Seed, arrival.Index);
+        var member = dice.Below(0, Engine.Members);
+        var request = new PostingRequest { Authorize = Authorize(arrival.Index, member, dice, Engine.Purchases.Pick(dice, 1)) };
+        var (reply, status) = await PostAsync(arrival, "Authorize", member, request, arrival.IntendedTicks);
+        return reply is null ? new OpOutcome("authorize", status) : OpOutcome.Ok("authorize");
     }
 }
 
-/// <summary>Only GetBalance, on random members (after one purchase each during set-up, so every member is active).</summary>
+/// <summary>Only GetBalance, on random members; set-up makes every member authorize once so all are active.</summary>
 public sealed class BalanceOnly(Engine engine) : EngineScenario(engine)
 {
-    // Set-up purchases use indexes far above any arrival's, so their transaction ids never meet.
-    private const long SetupIndexBase = 1_000_000_000_000;
-
     public override async Task SetupAsync(Action<string> progress)
     {
         await base.SetupAsync(progress);
-        await Parallel.ForEachAsync(Enumerable.Range(0, Engine.Options.Members), new ParallelOptions { MaxDegreeOfParallelism = 64 },
-            async (m, _) => await PurchaseAsync(SetupIndexBase + m, m, new Dice(Engine.Options.Seed, SetupIndexBase + m), retryPercent: 0));
-        progress("every member made one purchase (activated)");
+        await Parallel.ForEachAsync(Enumerable.Range(0, Engine.Members), new ParallelOptions { MaxDegreeOfParallelism = 64 }, async (member, ct) =>
+        {
+            // Indexes far above any arrival's, so set-up transaction ids never meet the run's.
+            var index = 1_000_000_000_000 + member;
+            var dice = new Dice(Options.Seed, index);
+            var reply = await Engine.Processing(index).AuthorizeAsync(Authorize(index, member, dice, Engine.Purchases.Pick(dice, 1)), cancellationToken: ct);
+            Engine.Expect.Apply(member, PostingRequest.KindOneofCase.Authorize, "", reply);
+        });
+        progress("every member authorized once (activated)");
     }
 
-    public override Task<OpOutcome> ArrivalAsync(long i) => BalanceAsync(i, new Dice(Engine.Options.Seed, i).Below(0, Engine.Options.Members));
+    public override Task<OpOutcome> ArrivalAsync(Arrival arrival) => BalanceAsync(arrival, new Dice(Options.Seed, arrival.Index).Below(0, Engine.Members));
 }
 
-/// <summary>One member and card hammered: every purchase serialises on one grain.</summary>
+/// <summary>One member's first card hammered: every posting serialises on one member grain (the single-grain ceiling).</summary>
 public sealed class HotCard(Engine engine) : EngineScenario(engine)
 {
-    public override Task<OpOutcome> ArrivalAsync(long i) => PurchaseAsync(i, 0, new Dice(Engine.Options.Seed, i), retryPercent: 5);
+    public override Task<OpOutcome> ArrivalAsync(Arrival arrival)
+    {
+        var dice = new Dice(Options.Seed, arrival.Index);
+        return dice.Below(5, 100) < 90 ? PurchaseAsync(arrival, 0, dice, retryPercent: 5, Engine.Purchases.Pick(dice, 1)) : BalanceAsync(arrival, 0);
+    }
 }
 
-/// <summary>A first-N partner campaign opened to every member at once; the check also proves its budget held.</summary>
+/// <summary>
+/// Every member buying at one merchant at once, where a partner campaign grants a fixed bonus to the first quarter
+/// of them within a budget. The check adds up the campaign lines of the authorizations: more than the budget fails
+/// the run. If the engine cannot take the campaign, the scenario still runs as plain purchases and says so.
+/// </summary>
 public sealed class CampaignRush(Engine engine) : EngineScenario(engine)
 {
-    private string Merchant => $"rush-{Engine.Run}";
-    private string CampaignId => $"rush-{Engine.Run}";
-    private long BudgetMinor => Engine.Options.Members / 4 * 10_000L;
-    private long _granted;
+    private const long BonusMinor = 10_000;
+    private long _grantedMinor;
+    private bool _campaign;
+
+    private string Merchant => $"lt-{Engine.RunId}-rush";
+    private string CampaignId => $"lt-{Engine.RunId}-rush";
+    private int FirstMembers => Math.Max(1, Engine.Members / 4);
+    private long BudgetMinor => FirstMembers * BonusMinor;
+
+    public long GrantedMinor => Interlocked.Read(ref _grantedMinor);
 
     public override async Task SetupAsync(Action<string> progress)
     {
         await base.SetupAsync(progress);
-        await Engine.Admin.UpsertPartnerAsync(new Partner { PartnerId = "rush-partner", Name = "Rush partner" });
-        await Engine.Admin.UpsertCampaignAsync(new Campaign
+        try
         {
-            CampaignId = CampaignId, Name = "Campaign rush", PartnerId = "rush-partner", FixedBonusMinor = 10_000, MerchantIds = { Merchant },
-            MaxMembers = Engine.Options.Members / 4, BudgetMinor = BudgetMinor,
-            StartsAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(-1)), EndsAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(1)),
-        });
-        progress($"campaign {CampaignId}: first {Engine.Options.Members / 4} members, budget {BudgetMinor} minor (rules reach every silo within 2 s)");
-        await Task.Delay(TimeSpan.FromSeconds(2.5));
+            await Engine.Admin.UpsertPartnerAsync(new Partner { PartnerId = $"lt-{Engine.RunId}-partner", Name = "Load test partner" }, deadline: DateTime.UtcNow.AddSeconds(30));
+            await Engine.Admin.UpsertCampaignAsync(new Campaign
+            {
+                CampaignId = CampaignId, Name = "Campaign rush", PartnerId = $"lt-{Engine.RunId}-partner", FixedBonusMinor = BonusMinor, MerchantIds = { Merchant },
+                MinAmountMinor = 10_000, MaxMembers = FirstMembers, BudgetMinor = BudgetMinor, PerMemberCapMinor = BonusMinor,
+                StartsAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(-1)), EndsAt = Timestamp.FromDateTimeOffset(DateTimeOffset.UtcNow.AddDays(1)),
+            }, deadline: DateTime.UtcNow.AddSeconds(30));
+            _campaign = true;
+            Note($"campaign {CampaignId}: first {FirstMembers:N0} members get {BonusMinor} minor, budget {BudgetMinor:N0} minor");
+            progress($"campaign {CampaignId} upserted; waiting 2.5 s for it to reach every silo");
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+        }
+        catch (RpcException ex)
+        {
+            Note($"campaigns not available ({Arrival.StatusName(ex.StatusCode)}: {ex.Status.Detail}); ran as plain purchases at one merchant");
+            progress($"campaign could not be created ({Arrival.StatusName(ex.StatusCode)}); running as plain purchases");
+        }
     }
 
-    public override async Task<OpOutcome> ArrivalAsync(long i)
+    public override Task<OpOutcome> ArrivalAsync(Arrival arrival)
     {
-        var dice = new Dice(Engine.Options.Seed, i);
-        var member = dice.Below(0, Engine.Options.Members);
-        var processing = Engine.Processing(i);
-        var authorize = Authorize(i, member, dice, Merchant);
-        authorize.Mcc = 5411;
-        var reply = await processing.AuthorizeAsync(authorize);
-        Engine.Expect.Authorized(Engine.MemberId(member), reply);
-        Interlocked.Add(ref _granted, reply.Breakdown.Where(b => b.Rule == "campaign:" + CampaignId).Sum(b => b.AmountMinor));
-        if (Interlocked.Read(ref _granted) > BudgetMinor) Engine.Expect.Problem($"campaign {CampaignId} granted {_granted} > budget {BudgetMinor}");
-        return OpOutcome.Ok("authorize");
+        var dice = new Dice(Options.Seed, arrival.Index);
+        var member = dice.Below(0, Engine.Members);
+        var shape = Engine.Purchases.Pick(dice, 1) with { Mcc = 5411, MerchantId = Merchant };
+        if (shape.AuthorizeMinor < 10_000) shape = shape with { AuthorizeMinor = shape.AuthorizeMinor + 10_000, CaptureMinor = shape.CaptureMinor + 10_000 };
+        shape = shape with { CaptureMinor = shape.AuthorizeMinor };
+        return PurchaseAsync(arrival, member, dice, retryPercent: 2, shape, (_, reply) =>
+        {
+            if (!_campaign) return;
+            var granted = 0L;
+            foreach (var line in reply.Breakdown)
+            {
+                if (line.Rule == "campaign:" + CampaignId) granted += line.AmountMinor;
+            }
+            if (granted != 0 && Interlocked.Add(ref _grantedMinor, granted) > BudgetMinor) Engine.Expect.Problem($"campaign {CampaignId} granted {GrantedMinor} minor > budget {BudgetMinor}");
+        });
     }
 }
 
-/// <summary>30% duplicates of earlier authorizations, late reversals, reversals of authorizations that never come, purchases.</summary>
+/// <summary>
+/// Processors misbehaving: 30% re-sends of earlier postings (must be DUPLICATE-identical), authorizations held and
+/// reversed later (full or partial), reversals of authorizations that never arrive, refunds, reversals after
+/// capture (must be refused with FAILED_PRECONDITION), and ordinary purchases.
+/// </summary>
 public sealed class RetryStorm(Engine engine) : EngineScenario(engine)
 {
-    private readonly ConcurrentQueue<(AuthorizeRequest Request, PostingReply Reply)> _sent = new();
-    private const int RememberedMax = 20_000;
+    private const int RingSize = 4_096;
+    private readonly Sent?[] _ring = new Sent?[RingSize];
+    private readonly ConcurrentQueue<(int Member, AuthorizeRequest Request)> _held = new();
+    private readonly ConcurrentQueue<(int Member, CaptureRequest Request)> _captured = new();
+    private long _ringNext;
 
-    public override async Task<OpOutcome> ArrivalAsync(long i)
+    private sealed record Sent(string Method, PostingRequest Request, PostingReply Reply);
+
+    public override async Task<OpOutcome> ArrivalAsync(Arrival arrival)
     {
-        var dice = new Dice(Engine.Options.Seed, i);
-        var member = dice.Below(0, Engine.Options.Members);
-        var processing = Engine.Processing(i);
+        var dice = new Dice(Options.Seed, arrival.Index);
+        var member = dice.Below(0, Engine.Members);
         var roll = dice.Below(5, 100);
-        if (roll < 30 && _sent.TryDequeue(out var earlier))
+        var written = Interlocked.Read(ref _ringNext);
+        if (roll < 30 && written > 0 && Volatile.Read(ref _ring[dice.Below(30, (int)Math.Min(written, RingSize))]) is { } earlier)
         {
-            Engine.Expect.Retried(earlier.Reply, await processing.AuthorizeAsync(earlier.Request));
-            _sent.Enqueue(earlier);
-            return OpOutcome.Ok("duplicate");
+            var start = arrival.IntendedTicks;
+            try
+            {
+                var again = await Expectations.Send(Engine, earlier.Request, arrival.Cancellation);
+                arrival.Rpc(earlier.Method + " (retry)", start, OpOutcome.OkStatus);
+                Engine.Expect.Retried(earlier.Reply, again);
+                return OpOutcome.Ok("duplicate");
+            }
+            catch (RpcException ex)
+            {
+                arrival.Rpc(earlier.Method + " (retry)", start, Arrival.StatusName(ex.StatusCode));
+                return new OpOutcome("duplicate", Arrival.StatusName(ex.StatusCode));
+            }
         }
         if (roll < 40)
         {
-            // An authorization reversed a little later (cancelled order).
-            var authorize = Authorize(i, member, dice);
-            var reply = await processing.AuthorizeAsync(authorize);
-            Engine.Expect.Authorized(Engine.MemberId(member), reply);
-            var reversal = await processing.ReverseAsync(new ReverseRequest { TransactionId = authorize.TransactionId + "v", AuthorizationId = authorize.TransactionId, CardId = authorize.CardId });
-            Engine.Expect.Reversed(Engine.MemberId(member), authorize.TransactionId, reversal);
+            // Held: authorized now, reversed by a later arrival (a cancelled order, a hotel deposit released).
+            var request = new PostingRequest { Authorize = Authorize(arrival.Index, member, dice, Engine.Purchases.Pick(dice, 1)) };
+            var (reply, status) = await PostAsync(arrival, "Authorize", member, request, arrival.IntendedTicks);
+            if (reply is null) return new OpOutcome("hold", status);
+            Remember("Authorize", request, reply);
+            _held.Enqueue((member, request.Authorize));
+            return OpOutcome.Ok("hold");
+        }
+        if (roll < 50 && _held.TryDequeue(out var held))
+        {
+            var partial = dice.Below(31, 100) < 30;
+            var request = new PostingRequest
+            {
+                Reverse = new ReverseRequest
+                {
+                    TransactionId = Engine.TransactionId(arrival.Index, 'v'), AuthorizationId = held.Request.TransactionId, CardId = held.Request.CardId,
+                    AmountMinor = partial ? held.Request.AmountMinor / 2 : 0, OccurredAt = Engine.OccurredAt,
+                },
+            };
+            var (reply, status) = await PostAsync(arrival, "Reverse", held.Member, request, arrival.IntendedTicks);
+            if (reply is null) return new OpOutcome("late-reversal", status);
+            Remember("Reverse", request, reply);
             return OpOutcome.Ok("late-reversal");
         }
-        if (roll < 45)
+        if (roll < 55)
         {
-            // A reversal whose authorization never arrives: recorded, changes nothing.
-            var parked = await processing.ReverseAsync(new ReverseRequest { TransactionId = $"lt{Engine.Run}-v{i}", AuthorizationId = $"lt{Engine.Run}-never{i}", CardId = Engine.CardId(member) });
-            if (parked.AccruedMinor != 0) Engine.Expect.Problem($"a reversal of an unknown authorization changed the balance by {parked.AccruedMinor}");
+            // A reversal whose authorization never comes: the engine parks it; it must change nothing now.
+            var request = new PostingRequest
+            {
+                Reverse = new ReverseRequest
+                {
+                    TransactionId = Engine.TransactionId(arrival.Index, 'o'), AuthorizationId = Engine.TransactionId(arrival.Index, 'n'),
+                    CardId = Engine.CardId(member, 0), OccurredAt = Engine.OccurredAt,
+                },
+            };
+            var (reply, status) = await PostAsync(arrival, "Reverse (unknown authorization)", member, request, arrival.IntendedTicks);
+            if (reply is null) return new OpOutcome("orphan-reversal", status);
+            if (reply.AccruedMinor != 0) Engine.Expect.Problem($"reversal {request.Reverse.TransactionId} of an unknown authorization changed the balance by {reply.AccruedMinor}");
             return OpOutcome.Ok("orphan-reversal");
         }
-        var request = Authorize(i, member, dice);
-        var accepted = await processing.AuthorizeAsync(request);
-        Engine.Expect.Authorized(Engine.MemberId(member), accepted);
-        if (_sent.Count < RememberedMax) _sent.Enqueue((request, accepted));
-        return OpOutcome.Ok("authorize");
+        if (roll < 60 && _captured.TryDequeue(out var captured))
+        {
+            var request = new PostingRequest
+            {
+                Refund = new RefundRequest
+                {
+                    TransactionId = Engine.TransactionId(arrival.Index, 'r'), OriginalTransactionId = captured.Request.TransactionId, CardId = captured.Request.CardId,
+                    AmountMinor = dice.Below(32, 100) < 50 ? captured.Request.AmountMinor : captured.Request.AmountMinor / 3, OccurredAt = Engine.OccurredAt,
+                },
+            };
+            var (reply, status) = await PostAsync(arrival, "Refund", captured.Member, request, arrival.IntendedTicks);
+            if (reply is null) return new OpOutcome("refund", status);
+            Remember("Refund", request, reply);
+            return OpOutcome.Ok("refund");
+        }
+        if (roll < 62 && _captured.TryDequeue(out var late))
+        {
+            // A reversal after clearing: the engine must refuse it (the processor should refund instead).
+            var request = new ReverseRequest
+            {
+                TransactionId = Engine.TransactionId(arrival.Index, 'x'), AuthorizationId = late.Request.AuthorizationId, CardId = late.Request.CardId, OccurredAt = Engine.OccurredAt,
+            };
+            try
+            {
+                var reply = await Engine.Processing(arrival.Index).ReverseAsync(request, deadline: arrival.Deadline, cancellationToken: arrival.Cancellation);
+                arrival.Rpc("Reverse (after capture)", arrival.IntendedTicks, OpOutcome.OkStatus);
+                Engine.Expect.Apply(late.Member, PostingRequest.KindOneofCase.Reverse, request.AuthorizationId, reply);
+                Engine.Expect.Problem($"reversal {request.TransactionId} after capture was accepted ({reply.Status}, accrued {reply.AccruedMinor}); expected FAILED_PRECONDITION");
+                return OpOutcome.Ok("reversal-after-capture");
+            }
+            catch (RpcException ex)
+            {
+                arrival.Rpc("Reverse (after capture)", arrival.IntendedTicks, Arrival.StatusName(ex.StatusCode));
+                if (Engine.OutcomeUnknown(ex.StatusCode)) Engine.Expect.Unknown(late.Member, new PostingRequest { Reverse = request });
+                return new OpOutcome("reversal-after-capture", ex.StatusCode == StatusCode.FailedPrecondition ? OpOutcome.OkStatus : Arrival.StatusName(ex.StatusCode));
+            }
+        }
+        return await PurchaseAsync(arrival, member, dice, retryPercent: 5, Engine.Purchases.Pick(dice, 1),
+            (request, reply) => Remember("Authorize", request, reply));
+    }
+
+    protected override void Captured(int member, CaptureRequest capture, PostingReply reply)
+    {
+        Remember("Capture", new PostingRequest { Capture = capture }, reply);
+        if (_captured.Count < 50_000) _captured.Enqueue((member, capture));
+    }
+
+    private void Remember(string method, PostingRequest request, PostingReply reply)
+    {
+        var slot = Interlocked.Increment(ref _ringNext) - 1;
+        Volatile.Write(ref _ring[slot % RingSize], new Sent(method, request, reply));
     }
 }
 
-/// <summary>Authorizations through Processing.Post bidi streams (one per connection), each with many requests in flight.</summary>
+/// <summary>
+/// Purchases through Processing.Post bidi streams: several streams, each with many items in flight; every item's
+/// latency counts from its scheduled time (authorize) or its send (capture). An item's error is a counted status;
+/// a broken stream fails its waiting items as UNAVAILABLE (outcome unknown, resolved after the run).
+/// </summary>
 public sealed class Bulk(Engine engine) : EngineScenario(engine), IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, TaskCompletionSource<PostingReply>> _waiting = new(StringComparer.Ordinal);
-    private readonly List<(AsyncDuplexStreamingCall<PostingRequest, PostingReply> Call, Channel<PostingRequest> Outbox, Task Pump, Task Reader)> _streams = [];
+    private readonly List<PostStream> _streams = [];
 
     public override async Task SetupAsync(Action<string> progress)
     {
         await base.SetupAsync(progress);
-        for (var s = 0; s < Engine.Options.Connections; s++)
-        {
-            var call = Engine.Processing(s).Post();
-            var outbox = Channel.CreateBounded<PostingRequest>(new BoundedChannelOptions(10_000) { SingleReader = true });
-            var pump = Task.Run(async () =>
-            {
-                await foreach (var request in outbox.Reader.ReadAllAsync()) await call.RequestStream.WriteAsync(request);
-                await call.RequestStream.CompleteAsync();
-            });
-            var reader = Task.Run(async () =>
-            {
-                await foreach (var reply in call.ResponseStream.ReadAllAsync())
-                {
-                    if (_waiting.TryRemove(reply.TransactionId, out var waiter)) waiter.TrySetResult(reply);
-                }
-            });
-            _streams.Add((call, outbox, pump, reader));
-        }
+        for (var s = 0; s < Options.StreamCount; s++) _streams.Add(new PostStream(Engine.Processing(s).Post()));
+        progress($"{_streams.Count} Processing.Post streams open");
     }
 
-    public override async Task<OpOutcome> ArrivalAsync(long i)
+    public override async Task<OpOutcome> ArrivalAsync(Arrival arrival)
     {
-        var dice = new Dice(Engine.Options.Seed, i);
-        var member = dice.Below(0, Engine.Options.Members);
-        var request = Authorize(i, member, dice);
-        var waiter = new TaskCompletionSource<PostingReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _waiting[request.TransactionId] = waiter;
-        await _streams[(int)(i % _streams.Count)].Outbox.Writer.WriteAsync(new PostingRequest { Authorize = request });
-        var reply = await waiter.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        if (reply.Error is not null) return new OpOutcome("post", reply.Error.Code);
-        Engine.Expect.Authorized(Engine.MemberId(member), reply);
-        return OpOutcome.Ok("post");
+        const string flow = "bulk-purchase";
+        var dice = new Dice(Options.Seed, arrival.Index);
+        var member = dice.Below(0, Engine.Members);
+        var shape = Engine.Purchases.Pick(dice, 1);
+        var stream = _streams[(int)(arrival.Index % _streams.Count)];
+        var authorize = new PostingRequest { Authorize = Authorize(arrival.Index, member, dice, shape) };
+        var (authorized, status) = await ItemAsync(arrival, stream, "Post.authorize", member, authorize, arrival.IntendedTicks);
+        if (authorized is null) return new OpOutcome(flow, status);
+        var capture = new PostingRequest { Capture = CaptureOf(authorize.Authorize, shape.CaptureMinor) };
+        var (captured, captureStatus) = await ItemAsync(arrival, stream, "Post.capture", member, capture, Stopwatch.GetTimestamp());
+        return captured is null ? new OpOutcome(flow, captureStatus) : OpOutcome.Ok(flow);
+    }
+
+    private async Task<(PostingReply? Reply, string Status)> ItemAsync(Arrival arrival, PostStream stream, string method, int member, PostingRequest request, long startTicks)
+    {
+        var reply = await stream.SendAsync(request, Options.RequestTimeout);
+        if (reply.Error is { } error)
+        {
+            arrival.Rpc(method, startTicks, error.Code);
+            if (System.Enum.TryParse<StatusCode>(error.Code.Replace("_", "", StringComparison.Ordinal), ignoreCase: true, out var code) ? Engine.OutcomeUnknown(code) : true)
+            {
+                Engine.Expect.Unknown(member, request);
+            }
+            return (null, error.Code);
+        }
+        arrival.Rpc(method, startTicks, OpOutcome.OkStatus);
+        Engine.Expect.Apply(member, request.KindCase, Expectations.AuthorizationOf(request), reply);
+        if (reply.Status != PostingStatus.Accepted) Engine.Expect.Problem($"first send of {reply.TransactionId} on a stream answered {reply.Status}, expected ACCEPTED");
+        return (reply, OpOutcome.OkStatus);
     }
 
     public async ValueTask DisposeAsync()
     {
-        foreach (var stream in _streams)
+        foreach (var stream in _streams) await stream.DisposeAsync();
+    }
+
+    /// <summary>One bidi call: a single writer drains an outbox (gRPC allows one write at a time); a reader completes waiters by transaction id.</summary>
+    private sealed class PostStream : IAsyncDisposable
+    {
+        private readonly AsyncDuplexStreamingCall<PostingRequest, PostingReply> _call;
+        private readonly Channel<PostingRequest> _outbox = Channel.CreateUnbounded<PostingRequest>(new UnboundedChannelOptions { SingleReader = true });
+        private readonly ConcurrentDictionary<string, TaskCompletionSource<PostingReply>> _waiting = new(StringComparer.Ordinal);
+        private readonly Task _writer;
+        private readonly Task _reader;
+        private volatile string? _broken;
+
+        public PostStream(AsyncDuplexStreamingCall<PostingRequest, PostingReply> call)
         {
-            stream.Outbox.Writer.TryComplete();
-            await stream.Pump;
-            await Task.WhenAny(stream.Reader, Task.Delay(TimeSpan.FromSeconds(10)));
-            stream.Call.Dispose();
+            _call = call;
+            _writer = Task.Run(WriteAsync);
+            _reader = Task.Run(ReadAsync);
+        }
+
+        public async Task<PostingReply> SendAsync(PostingRequest request, TimeSpan timeout)
+        {
+            var id = Expectations.TransactionOf(request);
+            if (_broken is { } why) return Failed(id, "UNAVAILABLE", why);
+            var waiter = new TaskCompletionSource<PostingReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiting[id] = waiter;
+            await _outbox.Writer.WriteAsync(request);
+            try
+            {
+                return await waiter.Task.WaitAsync(timeout);
+            }
+            catch (TimeoutException)
+            {
+                _waiting.TryRemove(id, out _);
+                return Failed(id, "DEADLINE_EXCEEDED", "no reply on the stream in time");
+            }
+        }
+
+        private static PostingReply Failed(string id, string code, string message) => new() { TransactionId = id, Error = new PostingError { Code = code, Message = message } };
+
+        private async Task WriteAsync()
+        {
+            try
+            {
+                await foreach (var request in _outbox.Reader.ReadAllAsync()) await _call.RequestStream.WriteAsync(request);
+                await _call.RequestStream.CompleteAsync();
+            }
+            catch (Exception ex) when (ex is RpcException or InvalidOperationException or IOException)
+            {
+                Break($"write failed: {ex.Message}");
+            }
+        }
+
+        private async Task ReadAsync()
+        {
+            try
+            {
+                await foreach (var reply in _call.ResponseStream.ReadAllAsync())
+                {
+                    if (_waiting.TryRemove(reply.TransactionId, out var waiter)) waiter.TrySetResult(reply);
+                }
+                Break("the server ended the stream");
+            }
+            catch (Exception ex) when (ex is RpcException or InvalidOperationException or IOException)
+            {
+                Break($"stream failed: {ex.Message}");
+            }
+        }
+
+        private void Break(string why)
+        {
+            _broken ??= why;
+            foreach (var id in _waiting.Keys)
+            {
+                if (_waiting.TryRemove(id, out var waiter)) waiter.TrySetResult(Failed(id, "UNAVAILABLE", why));
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _outbox.Writer.TryComplete();
+            await Task.WhenAny(_writer, Task.Delay(TimeSpan.FromSeconds(10)));
+            await Task.WhenAny(_reader, Task.Delay(TimeSpan.FromSeconds(10)));
+            _call.Dispose();
         }
     }
 }
 
-/// <summary>The bare gRPC echo: the same message sizes, no engine behind it.</summary>
-public sealed class EchoScenario(string address, int connections) : IScenario, IDisposable
+/// <summary>The bare gRPC echo: the same message sizes as Authorize/PostingReply, no engine behind it. Requests are built once and reused.</summary>
+public sealed class EchoScenario : IScenario, IDisposable
 {
-    private readonly GrpcChannel[] _channels = [.. Enumerable.Range(0, connections).Select(_ => GrpcChannel.ForAddress(address))];
+    private readonly Grpc.Net.Client.GrpcChannel[] _channels;
+    private readonly Echo.Echo.EchoClient[] _clients;
+    private readonly Echo.EchoRequest[] _requests;
+    private readonly TimeSpan _timeout;
+
+    public EchoScenario(string address, int connections, TimeSpan timeout)
+    {
+        _channels = [.. Enumerable.Range(0, connections).Select(_ => Engine.CreateChannel(address))];
+        _clients = [.. _channels.Select(c => new Echo.Echo.EchoClient(c))];
+        _requests = [.. Enumerable.Range(0, 1024).Select(i => new Echo.EchoRequest
+        {
+            TransactionId = $"lt-echo000000-t{1_000_000 + i}a", CardId = $"lt-echo000000-m{i}-c0", AmountMinor = 123_456 + i, Currency = "RUB", Mcc = 5411,
+            MerchantId = $"mer-5411-{i % 200}", OccurredAtSeconds = 1_795_000_000 + i, OccurredAtNanos = 123_000_000,
+        })];
+        _timeout = timeout;
+    }
 
     public Task SetupAsync(Action<string> progress) => Task.CompletedTask;
 
-    public async Task<OpOutcome> ArrivalAsync(long i)
+    public async Task<OpOutcome> ArrivalAsync(Arrival arrival)
     {
-        var client = new Echo.Echo.EchoClient(_channels[i % _channels.Length]);
-        await client.PingAsync(new Echo.EchoRequest
+        try
         {
-            TransactionId = $"echo-{i}", CardId = $"card-{i % 10_000}", AmountMinor = 123_456, Currency = "RUB", Mcc = 5411, MerchantId = "merchant-42",
-            OccurredAtSeconds = 1_795_000_000,
-        });
-        return OpOutcome.Ok("echo");
+            await _clients[arrival.Index % _clients.Length].PingAsync(_requests[arrival.Index % _requests.Length], deadline: DateTime.UtcNow + _timeout, cancellationToken: arrival.Cancellation);
+            arrival.Rpc("Echo.Ping", arrival.IntendedTicks, OpOutcome.OkStatus);
+            return OpOutcome.Ok("echo");
+        }
+        catch (RpcException ex)
+        {
+            arrival.Rpc("Echo.Ping", arrival.IntendedTicks, Arrival.StatusName(ex.StatusCode));
+            return new OpOutcome("echo", Arrival.StatusName(ex.StatusCode));
+        }
     }
 
     public void Dispose()
