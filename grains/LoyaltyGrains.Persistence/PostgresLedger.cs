@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
@@ -24,13 +26,21 @@ public sealed record PostgresLedgerOptions
 
 /// <summary>
 /// The ledger on PostgreSQL with a silo-wide group commit: appends from many member grains queue here, a few
-/// writers each take what is queued (up to <see cref="PostgresLedgerOptions.BatchEntriesMax"/>) and write it in one
-/// transaction with two binary COPYs (keys, then rows), and every caller's task completes only after the commit.
+/// writers each take what is queued (up to <see cref="PostgresLedgerOptions.BatchEntriesMax"/>) and write it with one
+/// prepared statement (keys and rows together, its own transaction), and every caller's task completes only after the commit.
 /// One append (one member change) is all-or-nothing. A unique violation in a batch makes the writer redo that batch
 /// one append per transaction, so only the offending caller gets its <see cref="LedgerConflictException"/>.
 /// </summary>
 public sealed class PostgresLedger : ILedger, IAsyncDisposable
 {
+    private static readonly Meter Meter = new(LoyaltyGrains.Grains.LoyaltyMetrics.MeterName, "1.0");
+    private static readonly Histogram<double> BatchWriteMs = Meter.CreateHistogram<double>("loyalty.ledger.batch.write.duration", "ms",
+        "Time a writer took to write and commit one batch (one INSERT of keys and rows, committed with its fsync)");
+    private static readonly Histogram<double> QueueWaitMs = Meter.CreateHistogram<double>("loyalty.ledger.queue.wait", "ms",
+        "Time the oldest append of a batch waited in the queue before a writer took it");
+    private static readonly Histogram<long> BatchEntries = Meter.CreateHistogram<long>("loyalty.ledger.batch.entries", "{entry}",
+        "Entries in one committed batch (the achieved group size)");
+
     private static readonly TimeSpan PartitionCheckInterval = TimeSpan.FromHours(6);
     private const int PartitionMonthsAhead = 3;
 
@@ -128,6 +138,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     private async Task WriterLoopAsync(int writer)
     {
         var batch = new List<PendingAppend>();
+        using var rows = new RowBuffer();
         NpgsqlConnection? connection = null;
         var reader = _queue.Reader;
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
@@ -160,8 +171,12 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             if (batch.Count == 0) continue;
             try
             {
+                var started = Stopwatch.GetTimestamp();
+                QueueWaitMs.Record(Stopwatch.GetElapsedTime(batch[0].EnqueuedAt, started).TotalMilliseconds);
                 connection ??= await _source.OpenConnectionAsync().ConfigureAwait(false);
-                await CommitBatchAsync(connection, batch).ConfigureAwait(false);
+                await CommitBatchAsync(connection, rows, batch).ConfigureAwait(false);
+                BatchWriteMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                BatchEntries.Record(entries);
                 Interlocked.Increment(ref _batches);
                 Interlocked.Add(ref _entries, entries);
                 foreach (var append in batch) append.Done.TrySetResult();
@@ -169,7 +184,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
             {
                 // Rare: a reused transaction id or a second writer of a member. Find out whose, one append at a time.
-                await CommitOneByOneAsync(connection!, batch).ConfigureAwait(false);
+                await CommitOneByOneAsync(connection!, rows, batch).ConfigureAwait(false);
             }
             catch (Exception ex)
             {
@@ -177,19 +192,21 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                 foreach (var append in batch) append.Done.TrySetException(ex);
                 if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
                 connection = null;
+                rows.Forget();
             }
         }
         if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
     }
 
-    private static async Task CommitBatchAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    private static async Task CommitBatchAsync(NpgsqlConnection connection, RowBuffer rows, List<PendingAppend> batch)
     {
-        await using var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
-        await CopyAsync(connection, batch).ConfigureAwait(false);
-        await transaction.CommitAsync().ConfigureAwait(false);
+        // One statement, no explicit transaction: it commits on its own, so a batch costs one round trip (and its fsync).
+        rows.Fill(batch);
+        var insert = await rows.CommandAsync(connection).ConfigureAwait(false);
+        await insert.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
-    private async Task CommitOneByOneAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    private async Task CommitOneByOneAsync(NpgsqlConnection connection, RowBuffer rows, List<PendingAppend> batch)
     {
         foreach (var append in batch)
         {
@@ -203,7 +220,11 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                     append.Done.TrySetException(new LedgerConflictException(LedgerConflictKind.MessageId, taken, $"message id '{taken}' is already in the ledger"));
                     continue;
                 }
-                await CopyAsync(connection, [append]).ConfigureAwait(false);
+                rows.Fill([append]);
+                var insert = await rows.CommandAsync(connection).ConfigureAwait(false);
+                insert.Transaction = transaction;
+                await insert.ExecuteNonQueryAsync().ConfigureAwait(false);
+                insert.Transaction = null;
                 await transaction.CommitAsync().ConfigureAwait(false);
                 Interlocked.Increment(ref _batches);
                 Interlocked.Add(ref _entries, append.Entries.Count);
@@ -227,64 +248,6 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         await using var command = new NpgsqlCommand("SELECT message_id FROM loyalty.ledger_keys WHERE message_id = ANY($1) LIMIT 1", connection);
         command.Parameters.Add(new NpgsqlParameter { Value = entries.Select(e => e.MessageId).ToArray() });
         return await command.ExecuteScalarAsync().ConfigureAwait(false) as string;
-    }
-
-    /// <summary>
-    /// Two binary COPYs in the caller's transaction. Rows are written with Npgsql's buffered synchronous writes: this
-    /// runs on a dedicated writer task, and per-field awaits cost more CPU than the database itself at this rate.
-    /// </summary>
-    private static async Task CopyAsync(NpgsqlConnection connection, IReadOnlyList<PendingAppend> batch)
-    {
-        await using (var keys = await connection.BeginBinaryImportAsync(
-            "COPY loyalty.ledger_keys (message_id, member_id, sequence, recorded_at) FROM STDIN (FORMAT BINARY)").ConfigureAwait(false))
-        {
-            foreach (var append in batch)
-            {
-                foreach (var entry in append.Entries)
-                {
-                    keys.StartRow();
-                    keys.Write(entry.MessageId, NpgsqlDbType.Text);
-                    keys.Write(entry.MemberId, NpgsqlDbType.Text);
-                    keys.Write(entry.Sequence, NpgsqlDbType.Bigint);
-                    keys.Write(entry.RecordedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz);
-                }
-            }
-            await keys.CompleteAsync().ConfigureAwait(false);
-        }
-        await using var rows = await connection.BeginBinaryImportAsync($"COPY loyalty.ledger ({Columns}) FROM STDIN (FORMAT BINARY)").ConfigureAwait(false);
-        foreach (var append in batch)
-        {
-            foreach (var e in append.Entries)
-            {
-                rows.StartRow();
-                rows.Write(e.MemberId, NpgsqlDbType.Text);
-                rows.Write(e.Sequence, NpgsqlDbType.Bigint);
-                rows.Write(e.MessageId, NpgsqlDbType.Text);
-                rows.Write((short)e.Kind, NpgsqlDbType.Smallint);
-                rows.Write(e.CardId, NpgsqlDbType.Text);
-                rows.Write(e.PurchaseId, NpgsqlDbType.Text);
-                rows.Write(e.AmountMinor, NpgsqlDbType.Bigint);
-                rows.Write(e.PendingDeltaMinor, NpgsqlDbType.Bigint);
-                rows.Write(e.AvailableDeltaMinor, NpgsqlDbType.Bigint);
-                rows.Write(e.PendingAfterMinor, NpgsqlDbType.Bigint);
-                rows.Write(e.AvailableAfterMinor, NpgsqlDbType.Bigint);
-                rows.Write(BreakdownCodec.Encode(e.Breakdown), NpgsqlDbType.Text);
-                rows.Write(e.Mcc, NpgsqlDbType.Integer);
-                rows.Write(e.Category, NpgsqlDbType.Text);
-                rows.Write(e.MerchantId, NpgsqlDbType.Text);
-                rows.Write(e.Currency, NpgsqlDbType.Text);
-                rows.Write(e.PartnerId, NpgsqlDbType.Text);
-                rows.Write(e.OccurredAt.ToUniversalTime(), NpgsqlDbType.TimestampTz);
-                rows.Write(e.RecordedAt.ToUniversalTime(), NpgsqlDbType.TimestampTz);
-                rows.Write(e.Fingerprint, NpgsqlDbType.Bigint);
-                rows.Write(e.PurchaseMonth, NpgsqlDbType.Integer);
-                rows.Write(e.CategoryCapDeltaMinor, NpgsqlDbType.Bigint);
-                rows.Write(e.SpendDeltaMinor, NpgsqlDbType.Bigint);
-                rows.Write(e.LotExpiresAt.ToUniversalTime(), NpgsqlDbType.TimestampTz);
-                rows.Write(e.Detail, NpgsqlDbType.Text);
-            }
-        }
-        await rows.CompleteAsync().ConfigureAwait(false);
     }
 
     // ------------------------------------------------------------------ reads and upkeep
@@ -329,9 +292,124 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A writer's reusable column buffers and its prepared statement: the whole batch goes as 25 array parameters to
+    /// one <c>INSERT … SELECT FROM unnest(…)</c> that also fills <c>ledger_keys</c> (a data-modifying CTE), so a batch
+    /// is one round trip and one implicit transaction. Converters are resolved once per array, not once per field.
+    /// </summary>
+    private sealed class RowBuffer : IDisposable
+    {
+        private readonly IColumn[] _columns =
+        [
+            new Column<string>(NpgsqlDbType.Text, e => e.MemberId),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.Sequence),
+            new Column<string>(NpgsqlDbType.Text, e => e.MessageId),
+            new Column<short>(NpgsqlDbType.Smallint, e => (short)e.Kind),
+            new Column<string>(NpgsqlDbType.Text, e => e.CardId),
+            new Column<string>(NpgsqlDbType.Text, e => e.PurchaseId),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.AmountMinor),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.PendingDeltaMinor),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.AvailableDeltaMinor),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.PendingAfterMinor),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.AvailableAfterMinor),
+            new Column<string>(NpgsqlDbType.Text, e => BreakdownCodec.Encode(e.Breakdown)),
+            new Column<int>(NpgsqlDbType.Integer, e => e.Mcc),
+            new Column<string>(NpgsqlDbType.Text, e => e.Category),
+            new Column<string>(NpgsqlDbType.Text, e => e.MerchantId),
+            new Column<string>(NpgsqlDbType.Text, e => e.Currency),
+            new Column<string>(NpgsqlDbType.Text, e => e.PartnerId),
+            new Column<DateTime>(NpgsqlDbType.TimestampTz, e => e.OccurredAt.UtcDateTime),
+            new Column<DateTime>(NpgsqlDbType.TimestampTz, e => e.RecordedAt.UtcDateTime),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.Fingerprint),
+            new Column<int>(NpgsqlDbType.Integer, e => e.PurchaseMonth),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.CategoryCapDeltaMinor),
+            new Column<long>(NpgsqlDbType.Bigint, e => e.SpendDeltaMinor),
+            new Column<DateTime>(NpgsqlDbType.TimestampTz, e => e.LotExpiresAt.UtcDateTime),
+            new Column<string>(NpgsqlDbType.Text, e => e.Detail),
+        ];
+
+        private static readonly string InsertSql = BuildInsertSql();
+
+        private NpgsqlCommand? _command;
+
+        public void Fill(IReadOnlyList<PendingAppend> batch)
+        {
+            foreach (var column in _columns) column.Clear();
+            foreach (var append in batch)
+            {
+                foreach (var entry in append.Entries)
+                {
+                    foreach (var column in _columns) column.Add(entry);
+                }
+            }
+        }
+
+        /// <summary>The statement, prepared once per connection (the server keeps its plan).</summary>
+        public async ValueTask<NpgsqlCommand> CommandAsync(NpgsqlConnection connection)
+        {
+            if (_command is not null && _command.Connection == connection) return _command;
+            _command?.Dispose();
+            _command = new NpgsqlCommand(InsertSql, connection);
+            foreach (var column in _columns) _command.Parameters.Add(column.Parameter);
+            await _command.PrepareAsync().ConfigureAwait(false);
+            return _command;
+        }
+
+        /// <summary>The connection was dropped: prepare again on the next one.</summary>
+        public void Forget()
+        {
+            _command?.Dispose();
+            _command = null;
+        }
+
+        public void Dispose() => Forget();
+
+        private static string BuildInsertSql()
+        {
+            string[] types =
+            [
+                "text", "bigint", "text", "smallint", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint", "text", "integer",
+                "text", "text", "text", "text", "timestamptz", "timestamptz", "bigint", "integer", "bigint", "bigint", "timestamptz", "text",
+            ];
+            var arrays = string.Join(", ", types.Select((type, i) => $"${i + 1}::{type}[]"));
+            // Parameters: $1 member_id, $2 sequence, $3 message_id, $19 recorded_at.
+            return $"""
+                WITH keys AS (
+                    INSERT INTO loyalty.ledger_keys (message_id, member_id, sequence, recorded_at)
+                    SELECT * FROM unnest($3::text[], $1::text[], $2::bigint[], $19::timestamptz[]))
+                INSERT INTO loyalty.ledger ({Columns})
+                SELECT * FROM unnest({arrays})
+                """;
+        }
+
+        private interface IColumn
+        {
+            NpgsqlParameter Parameter { get; }
+            void Clear();
+            void Add(LedgerEntry entry);
+        }
+
+        private sealed class Column<T>(NpgsqlDbType type, Func<LedgerEntry, T> read) : IColumn
+        {
+            private readonly List<T> _values = new(256);
+
+            public NpgsqlParameter Parameter { get; } = new NpgsqlParameter<List<T>> { NpgsqlDbType = NpgsqlDbType.Array | type };
+
+            public void Clear()
+            {
+                _values.Clear();
+                ((NpgsqlParameter<List<T>>)Parameter).TypedValue = _values;
+            }
+
+            public void Add(LedgerEntry entry) => _values.Add(read(entry));
+        }
+    }
+
     private sealed class PendingAppend(IReadOnlyList<LedgerEntry> entries)
     {
         public IReadOnlyList<LedgerEntry> Entries { get; } = entries;
+
+        public long EnqueuedAt { get; } = Stopwatch.GetTimestamp();
 
         // Completed by a writer thread; continuations must not run on it (they are grain turns).
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
