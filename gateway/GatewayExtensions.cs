@@ -12,6 +12,7 @@ public static class GatewayExtensions
     public static IServiceCollection AddLoyaltyGateway(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<CardRoutes>(_ => new CardRoutes());
         services.AddGrpc(options =>
         {
             options.Interceptors.Add<ErrorMappingInterceptor>();

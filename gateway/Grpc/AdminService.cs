@@ -6,7 +6,7 @@ using LoyaltyGrains.Gateway.V1;
 namespace LoyaltyGrains.Gateway.Grpc;
 
 /// <summary>Admin: the program operator's members, cards and program.</summary>
-public sealed class AdminService(IGrainFactory grains) : Admin.AdminBase
+public sealed class AdminService(IGrainFactory grains, CardRoutes routes) : Admin.AdminBase
 {
     public override async Task<Member> EnrollMember(EnrollMemberRequest request, ServerCallContext context)
     {
@@ -24,7 +24,9 @@ public sealed class AdminService(IGrainFactory grains) : Admin.AdminBase
     {
         var cardId = Validate.Id(request.CardId, "card_id");
         var memberId = Validate.Id(request.MemberId, "member_id");
-        return ProtoMapping.ToCard(await grains.CardGrain(cardId).Issue(memberId));
+        var card = await grains.CardGrain(cardId).Issue(memberId);
+        routes.Learn(card.CardId, card.MemberId);
+        return ProtoMapping.ToCard(card);
     }
 
     public override async Task<Card> BlockCard(BlockCardRequest request, ServerCallContext context)

@@ -5,8 +5,11 @@ using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Gateway.Grpc;
 
-/// <summary>Processing: card processors' postings. Validate, call the card grain, map the reply.</summary>
-public sealed class ProcessingService(IGrainFactory grains, TimeProvider clock, ILogger<ProcessingService> logger) : Processing.ProcessingBase
+/// <summary>
+/// Processing: card processors' postings. Validate, call the member grain (or, for a card not yet seen here, the card
+/// grain, which forwards to its member), map the reply.
+/// </summary>
+public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, TimeProvider clock, ILogger<ProcessingService> logger) : Processing.ProcessingBase
 {
     /// <summary>Requests of one Post stream in flight at once; the stream reads no further until one completes.</summary>
     public const int PostStreamInFlightMax = 512;
@@ -90,7 +93,9 @@ public sealed class ProcessingService(IGrainFactory grains, TimeProvider clock, 
             Validate.Mcc(r.Mcc, "mcc"),
             Validate.Id(r.MerchantId, "merchant_id"),
             Validate.Time(r.OccurredAt, "occurred_at", now, required: true));
-        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Authorize(message));
+        return ProtoMapping.ToReply(routes.TryGetMember(message.CardId, out var memberId)
+            ? await grains.MemberGrain(memberId).AuthorizeOnCard(message)
+            : routes.Learn(message.CardId, await grains.CardGrain(message.CardId).Authorize(message)));
     }
 
     private async Task<PostingReply> CaptureCore(CaptureRequest r)
@@ -106,7 +111,9 @@ public sealed class ProcessingService(IGrainFactory grains, TimeProvider clock, 
             forcePost || r.Mcc != 0 ? Validate.Mcc(r.Mcc, "mcc") : -1,
             forcePost ? Validate.Id(r.MerchantId, "merchant_id") : Validate.OptionalId(r.MerchantId, "merchant_id"),
             r.Currency.Length == 0 ? "RUB" : Validate.Currency(r.Currency, "currency"));
-        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Capture(message));
+        return ProtoMapping.ToReply(routes.TryGetMember(message.CardId, out var memberId)
+            ? await grains.MemberGrain(memberId).Capture(message)
+            : routes.Learn(message.CardId, await grains.CardGrain(message.CardId).Capture(message)));
     }
 
     private async Task<PostingReply> ReverseCore(ReverseRequest r)
@@ -117,7 +124,9 @@ public sealed class ProcessingService(IGrainFactory grains, TimeProvider clock, 
             Validate.Id(r.CardId, "card_id"),
             Validate.AmountOrZero(r.AmountMinor, "amount_minor"),
             Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), required: false));
-        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Reverse(message));
+        return ProtoMapping.ToReply(routes.TryGetMember(message.CardId, out var memberId)
+            ? await grains.MemberGrain(memberId).Reverse(message)
+            : routes.Learn(message.CardId, await grains.CardGrain(message.CardId).Reverse(message)));
     }
 
     private async Task<PostingReply> RefundCore(RefundRequest r)
@@ -128,7 +137,9 @@ public sealed class ProcessingService(IGrainFactory grains, TimeProvider clock, 
             Validate.Id(r.CardId, "card_id"),
             Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
             Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), required: false));
-        return ProtoMapping.ToReply(await grains.CardGrain(message.CardId).Refund(message));
+        return ProtoMapping.ToReply(routes.TryGetMember(message.CardId, out var memberId)
+            ? await grains.MemberGrain(memberId).Refund(message)
+            : routes.Learn(message.CardId, await grains.CardGrain(message.CardId).Refund(message)));
     }
 }
 

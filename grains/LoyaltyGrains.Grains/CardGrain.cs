@@ -45,6 +45,9 @@ public sealed class CardGrain(
             state.State.Blocked = true;
             await state.WriteStateAsync();
         }
+        // Always (a retried Block too): the member may authorize on this card without asking us, so it must know
+        // before the block is acknowledged.
+        await GrainFactory.MemberGrain(state.State.MemberId).CardBlocked(CardId);
         return Info();
     }
 

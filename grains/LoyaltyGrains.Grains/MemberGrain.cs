@@ -41,6 +41,11 @@ public sealed class MemberGrain(
     private long _snapshotSequence;
     private Dictionary<IBalanceObserver, DateTimeOffset>? _watchers;
 
+    // This member's cards as their card grains last said, for authorizations routed past the card grain. Not
+    // persisted: learnt again after activation. A card's member never changes once issued; a block is pushed here by
+    // the card grain before it is acknowledged, so an authorization after a block always sees it.
+    private (string CardId, bool Blocked)[] _cards = [];
+
     private string MemberId => GrainKeys.IdOf(this.GetPrimaryKeyString());
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
@@ -88,6 +93,39 @@ public sealed class MemberGrain(
         var result = account.Authorize(new AuthorizeCommand(m.TransactionId, m.CardId, m.AmountMinor, m.Currency, m.Mcc, m.MerchantId, m.OccurredAt),
             rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
         return await ReplyAsync("authorize", account, result, grants);
+    }
+
+    public async Task<PostingResult> AuthorizeOnCard(AuthorizeMessage m)
+    {
+        if (await IsCardBlockedAsync(m.CardId))
+        {
+            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"card_id: card '{m.CardId}' is blocked");
+        }
+        return await Authorize(m);
+    }
+
+    public Task CardBlocked(string cardId)
+    {
+        var index = Array.FindIndex(_cards, c => c.CardId == cardId);
+        if (index >= 0) _cards[index].Blocked = true;
+        else _cards = [.. _cards, (cardId, true)];
+        return Task.CompletedTask;
+    }
+
+    private async ValueTask<bool> IsCardBlockedAsync(string cardId)
+    {
+        foreach (var (known, blocked) in _cards)
+        {
+            if (known == cardId) return blocked;
+        }
+        var card = await GrainFactory.CardGrain(cardId).GetCard();
+        if (card.MemberId != MemberId)
+        {
+            throw new LoyaltyRejectedException(RejectionCode.NotFound, $"card_id: card '{cardId}' is not issued to member '{MemberId}'");
+        }
+        // Non-reentrant: no CardBlocked ran while we waited, so what the card said is current.
+        _cards = [.. _cards, (cardId, card.Blocked)];
+        return card.Blocked;
     }
 
     public async Task<PostingResult> Capture(CaptureMessage m)

@@ -88,6 +88,26 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task Authorization_routed_past_the_card_grain_still_sees_ownership_and_blocks()
+    {
+        var (member, card) = await NewMemberAsync("direct");
+        var (other, otherCard) = await NewMemberAsync("direct2");
+        var mine = await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a-" + member, card, 100_000));
+        Assert.Equal(1_000, mine.PendingAfterMinor);
+
+        var foreign = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("f-" + member, otherCard, 100_000)));
+        Assert.Equal(RejectionCode.NotFound, foreign.Code);
+        Assert.Equal(1_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
+
+        // The member already knows the card as unblocked; the block must reach it before Block returns.
+        await Grains.CardGrain(card).Block();
+        var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("b-" + member, card, 100_000)));
+        Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
+        Assert.Equal(1_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
+        Assert.Equal(0, (await Grains.MemberGrain(other).GetBalance()).PendingMinor);
+    }
+
+    [Fact]
     public async Task Unknown_card_and_member_are_not_found()
     {
         var card = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.CardGrain("no-such-card").Authorize(Auth("x1", "no-such-card", 100)));
