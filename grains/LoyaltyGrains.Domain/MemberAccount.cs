@@ -43,7 +43,10 @@ public sealed class MemberAccount
         return program.TierForSpend(previousSpend, State.Premium);
     }
 
-    public MemberCampaignFacts CampaignFacts => new(State.ActivatedCampaigns, State.CampaignAccrued, State.JoinedCampaigns);
+    public MemberCampaignFacts CampaignFacts => State.ActivatedCampaigns is null && State.CampaignAccrued is null && State.JoinedCampaigns is null
+        ? MemberCampaignFacts.None
+        : new(State.ActivatedCampaigns ?? MemberCampaignFacts.None.Activated, State.CampaignAccrued ?? MemberCampaignFacts.None.Accrued,
+            State.JoinedCampaigns ?? MemberCampaignFacts.None.Joined);
 
     /// <summary>The campaigns a purchase would claim (before budget), for the caller to reserve from leases.</summary>
     public List<CampaignClaim> PlanCampaigns(ProgramHistory programs, MccCatalogue catalogue, IReadOnlyList<CampaignRule> campaigns,
@@ -268,11 +271,11 @@ public sealed class MemberAccount
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
-        if (State.Redemptions.TryGetValue(command.OriginalTransactionId, out var redemption))
+        if (State.Redemptions?.TryGetValue(command.OriginalTransactionId, out var redemption) == true)
         {
             return RefundRedemption(command, redemption, fingerprint, programs.At(now), now);
         }
-        var purchaseId = State.CaptureToPurchase.TryGetValue(command.OriginalTransactionId, out var viaCapture)
+        var purchaseId = State.CaptureToPurchase?.TryGetValue(command.OriginalTransactionId, out var viaCapture) == true
             ? viaCapture : command.OriginalTransactionId;
         if (!State.Purchases.TryGetValue(purchaseId, out var purchase))
         {
@@ -438,7 +441,7 @@ public sealed class MemberAccount
     {
         if (!State.Enrolled) return NotEnrolled();
         if (now >= campaign.EndsAt) return Fail(RejectionKind.FailedPrecondition, $"campaign_id: campaign '{campaign.CampaignId}' has ended");
-        if (!campaign.RequiresActivation || State.ActivatedCampaigns.Contains(campaign.CampaignId)) return State;
+        if (!campaign.RequiresActivation || State.ActivatedCampaigns?.Contains(campaign.CampaignId) == true) return State;
         Record(new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = $"activate:{MemberId}:{campaign.CampaignId}", Kind = EntryKind.ActivateCampaign,
@@ -452,7 +455,7 @@ public sealed class MemberAccount
     public Result<MemberState> CreditReferral(string referredMemberId, ProgramConfig program, DateTimeOffset now)
     {
         if (!State.Enrolled) return NotEnrolled();
-        if (State.ReferralsCredited.Contains(referredMemberId) || program.ReferralBonusMinor == 0) return State;
+        if (State.ReferralsCredited?.Contains(referredMemberId) == true || program.ReferralBonusMinor == 0) return State;
         Touch(program, now);
         Record(ReferralEntry($"referral:{MemberId}:{referredMemberId}", referredMemberId, program, now));
         return State;
@@ -543,16 +546,16 @@ public sealed class MemberAccount
             case EntryKind.ChooseCategories: Month(entry.PurchaseMonth).ChosenCategories = entry.Detail.Length == 0 ? [] : entry.Detail.Split(','); break;
             case EntryKind.AuthorizeLate: break;
             case EntryKind.TierAssigned: Month(entry.PurchaseMonth).TierId = entry.Detail; break;
-            case EntryKind.ActivateCampaign: State.ActivatedCampaigns.Add(entry.Detail); break;
+            case EntryKind.ActivateCampaign: (State.ActivatedCampaigns ??= new(StringComparer.Ordinal)).Add(entry.Detail); break;
             case EntryKind.ExpireLots: break;
             case EntryKind.ReferralBonus:
                 if (entry.Detail == MemberId) State.ReferralEarned = true;
-                else State.ReferralsCredited.Add(entry.Detail);
+                else (State.ReferralsCredited ??= new(StringComparer.Ordinal)).Add(entry.Detail);
                 break;
             case EntryKind.Redeem:
-                State.Redemptions[entry.MessageId] = new RedemptionRecord { PartnerId = entry.PartnerId, AmountMinor = entry.AmountMinor };
+                (State.Redemptions ??= new(StringComparer.Ordinal))[entry.MessageId] = new RedemptionRecord { PartnerId = entry.PartnerId, AmountMinor = entry.AmountMinor };
                 break;
-            case EntryKind.RedeemRefund: State.Redemptions[entry.PurchaseId].RestoredMinor += entry.AmountMinor; break;
+            case EntryKind.RedeemRefund: State.Redemptions![entry.PurchaseId].RestoredMinor += entry.AmountMinor; break;
             default: throw new InvalidOperationException($"member {MemberId}: entry {entry.MessageId} has unknown kind {entry.Kind}");
         }
         if (entry.Kind != EntryKind.Capture) CountCampaignLines(entry.Breakdown, sign: 1);
@@ -610,8 +613,9 @@ public sealed class MemberAccount
         {
             if (line.AmountMinor == 0 || !line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal)) continue;
             var campaignId = line.Rule[CampaignRule.RulePrefix.Length..];
-            State.CampaignAccrued[campaignId] = State.CampaignAccrued.GetValueOrDefault(campaignId) + sign * line.AmountMinor;
-            if (sign > 0 && line.AmountMinor > 0) State.JoinedCampaigns.Add(campaignId);
+            var accrued = State.CampaignAccrued ??= new(StringComparer.Ordinal);
+            accrued[campaignId] = accrued.GetValueOrDefault(campaignId) + sign * line.AmountMinor;
+            if (sign > 0 && line.AmountMinor > 0) (State.JoinedCampaigns ??= new(StringComparer.Ordinal)).Add(campaignId);
         }
     }
 
@@ -672,7 +676,7 @@ public sealed class MemberAccount
             CaptureId = entry.MessageId, CapturedMinor = entry.AmountMinor, CapturedLines = entry.Breakdown,
             ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1), CategoryReservedMinor = entry.CategoryCapDeltaMinor,
         };
-        State.CaptureToPurchase[entry.MessageId] = entry.PurchaseId;
+        (State.CaptureToPurchase ??= new(StringComparer.Ordinal))[entry.MessageId] = entry.PurchaseId;
     }
 
     private void ApplyCapture(LedgerEntry entry)
@@ -689,7 +693,7 @@ public sealed class MemberAccount
         purchase.PendingLines = AccrualCalculator.Scale(purchase.PendingLines, 0, 1);
         purchase.RemainingAuthorizedMinor = 0;
         purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
-        State.CaptureToPurchase[entry.MessageId] = entry.PurchaseId;
+        (State.CaptureToPurchase ??= new(StringComparer.Ordinal))[entry.MessageId] = entry.PurchaseId;
     }
 
     private void ApplyReversal(LedgerEntry entry)
@@ -700,12 +704,13 @@ public sealed class MemberAccount
         purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
         if (entry.Kind == EntryKind.ExpirePending) purchase.State = PurchaseState.Expired;
         else if (purchase.RemainingAuthorizedMinor == 0) purchase.State = PurchaseState.Reversed;
-        if (entry.Kind == EntryKind.ReverseApplied) State.ParkedReversals.Remove(entry.PurchaseId);
+        if (entry.Kind == EntryKind.ReverseApplied) State.ParkedReversals?.Remove(entry.PurchaseId);
     }
 
     private void ApplyParked(LedgerEntry entry)
     {
-        if (!State.ParkedReversals.TryGetValue(entry.PurchaseId, out var list)) State.ParkedReversals[entry.PurchaseId] = list = [];
+        var parkedReversals = State.ParkedReversals ??= new(StringComparer.Ordinal);
+        if (!parkedReversals.TryGetValue(entry.PurchaseId, out var list)) parkedReversals[entry.PurchaseId] = list = [];
         list.Add(new ParkedReversal { TransactionId = entry.MessageId, CardId = entry.CardId, AmountMinor = entry.AmountMinor, RecordedAt = entry.RecordedAt });
     }
 
@@ -721,7 +726,7 @@ public sealed class MemberAccount
 
     private void ApplyParkedReversals(string authorizationId, DateTimeOffset now)
     {
-        if (!State.ParkedReversals.TryGetValue(authorizationId, out var parked)) return;
+        if (State.ParkedReversals is null || !State.ParkedReversals.TryGetValue(authorizationId, out var parked)) return;
         var purchase = State.Purchases[authorizationId];
         // Several early partial reversals add up; any full one (amount 0) reverses all that remains.
         var amount = 0L;

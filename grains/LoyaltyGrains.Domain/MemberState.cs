@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 namespace LoyaltyGrains.Domain;
 
 public enum PurchaseState
@@ -85,23 +86,25 @@ public sealed class MemberState
     public long AvailableMinor { get; set; }
     public long PendingMinor { get; set; }
     public Dictionary<string, PurchaseRecord> Purchases { get; set; } = new(StringComparer.Ordinal);
+    // The collections below stay null until first needed: most members never redeem, refund, join a campaign or refer
+    // anyone, and an empty collection still costs 60-100 bytes per member (DESIGN: a million active members per silo).
     /// <summary>Capture transaction id → purchase id, so a refund may name either.</summary>
-    public Dictionary<string, string> CaptureToPurchase { get; set; } = new(StringComparer.Ordinal);
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public Dictionary<string, string>? CaptureToPurchase { get; set; }
     public Dictionary<int, MonthState> Months { get; set; } = [];
-    public Dictionary<string, List<ParkedReversal>> ParkedReversals { get; set; } = new(StringComparer.Ordinal);
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public Dictionary<string, List<ParkedReversal>>? ParkedReversals { get; set; }
     public Dictionary<string, ProcessedMessage> Processed { get; set; } = new(StringComparer.Ordinal);
     /// <summary>Campaign id → net bonus accrued from it (per-member caps; refunds give headroom back).</summary>
-    public Dictionary<string, long> CampaignAccrued { get; set; } = new(StringComparer.Ordinal);
-    public HashSet<string> ActivatedCampaigns { get; set; } = new(StringComparer.Ordinal);
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public Dictionary<string, long>? CampaignAccrued { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public HashSet<string>? ActivatedCampaigns { get; set; }
     /// <summary>Campaigns whose first-N member slot this member holds.</summary>
-    public HashSet<string> JoinedCampaigns { get; set; } = new(StringComparer.Ordinal);
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public HashSet<string>? JoinedCampaigns { get; set; }
     /// <summary>Available bonuses by expiry, oldest first; they always sum to max(0, AvailableMinor).</summary>
     public List<BonusLot> Lots { get; set; } = [];
-    public Dictionary<string, RedemptionRecord> Redemptions { get; set; } = new(StringComparer.Ordinal);
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public Dictionary<string, RedemptionRecord>? Redemptions { get; set; }
     /// <summary>This member's own referral bonus (for its first captured purchase) was granted.</summary>
     public bool ReferralEarned { get; set; }
     /// <summary>Referred members this member was credited for, as referrer.</summary>
-    public HashSet<string> ReferralsCredited { get; set; } = new(StringComparer.Ordinal);
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public HashSet<string>? ReferralsCredited { get; set; }
 }
 
 /// <summary>Bonuses that became available together and expire together (rule "expiry").</summary>

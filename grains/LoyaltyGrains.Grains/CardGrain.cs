@@ -11,9 +11,11 @@ public sealed class CardGrainState
 }
 
 /// <summary>
-/// A card: routes processor messages to its member. Authorizations on a blocked card are refused; clearing,
-/// reversals and refunds still flow, because those purchases already happened.
+/// A card: routes processor messages to its member. Authorizations on a blocked card are refused; clearing, reversals
+/// and refunds still flow, because those purchases already happened. Gateways learn a card's member after its first
+/// message and then go to the member directly, so an idle card need not stay in memory: it is collected early.
 /// </summary>
+[CollectionAgeLimit(Minutes = 2)]
 public sealed class CardGrain(
     [PersistentState("card", StorageNames.Loyalty)] IPersistentState<CardGrainState> state,
     TimeProvider clock) : Grain, ICardGrain

@@ -38,6 +38,9 @@ public sealed class MemberGrain(
     public const int WatchersMax = 64;
 
     private MemberAccount? _account;
+
+    // Runs only while the snapshot is behind the ledger: an idle member holds no timer (a million of them would).
+    private IGrainTimer? _sweep;
     private long _snapshotSequence;
     private Dictionary<IBalanceObserver, DateTimeOffset>? _watchers;
 
@@ -46,12 +49,14 @@ public sealed class MemberGrain(
     // the card grain before it is acknowledged, so an authorization after a block always sees it.
     private (string CardId, bool Blocked)[] _cards = [];
 
-    private string MemberId => GrainKeys.IdOf(this.GetPrimaryKeyString());
+    private string? _memberId;
+
+    private string MemberId => _memberId ??= GrainKeys.IdOf(this.GetPrimaryKeyString());
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         await LoadAsync(cancellationToken);
-        this.RegisterGrainTimer(_ => SweepAsync(), new GrainTimerCreationOptions(SweepInterval, SweepInterval));
+        SweepWhileBehind();
         if (_account!.State.ReferralEarned) await NotifyReferrerAsync(_account);
     }
 
@@ -340,6 +345,7 @@ public sealed class MemberGrain(
         }
         NotifyWatchers(account);
         if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await SnapshotIfBehindAsync(SnapshotEveryEntries);
+        SweepWhileBehind();
         return entries;
     }
 
@@ -368,6 +374,19 @@ public sealed class MemberGrain(
             budgets.Return(returns);
         }
         await SnapshotIfBehindAsync(1);
+        if (_account is null || _account.State.Sequence == _snapshotSequence)
+        {
+            _sweep?.Dispose();
+            _sweep = null;
+        }
+    }
+
+    private void SweepWhileBehind()
+    {
+        if (_sweep is null && _account is { } account && account.State.Sequence != _snapshotSequence)
+        {
+            _sweep = this.RegisterGrainTimer(_ => SweepAsync(), new GrainTimerCreationOptions(SweepInterval, SweepInterval));
+        }
     }
 
     private async Task<MemberAccount> AccountAsync()
@@ -389,6 +408,7 @@ public sealed class MemberGrain(
         var state = snapshot.State.StateJson.Length == 0
             ? new MemberState { MemberId = MemberId }
             : JsonSerializer.Deserialize<MemberState>(snapshot.State.StateJson, JsonOptions) ?? new MemberState { MemberId = MemberId };
+        snapshot.State.StateJson = []; // the projection is in memory; keeping its JSON too would double a member's size
         var account = new MemberAccount(state);
         foreach (var entry in await ledger.ReadMemberAsync(MemberId, state.Sequence, cancellationToken)) account.Apply(entry);
         _snapshotSequence = snapshot.State.Sequence;
@@ -400,7 +420,14 @@ public sealed class MemberGrain(
         if (_account is not { } account || account.State.Sequence - _snapshotSequence < minimumEntries) return;
         snapshot.State.Sequence = account.State.Sequence;
         snapshot.State.StateJson = JsonSerializer.SerializeToUtf8Bytes(account.State, JsonOptions);
-        await snapshot.WriteStateAsync();
+        try
+        {
+            await snapshot.WriteStateAsync();
+        }
+        finally
+        {
+            snapshot.State.StateJson = [];
+        }
         _snapshotSequence = account.State.Sequence;
     }
 
@@ -426,7 +453,7 @@ public sealed class MemberGrain(
         var offers = rules.Campaigns
             .Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId))
             .Select(DomainJson.Serialize).ToArray();
-        return new OfferListing(offers, [.. account.State.ActivatedCampaigns.Order(StringComparer.Ordinal)]);
+        return new OfferListing(offers, [.. (account.State.ActivatedCampaigns ?? []).Order(StringComparer.Ordinal)]);
     }
 
     private sealed class LateDuplicateException(LedgerEntry original) : Exception("late duplicate")

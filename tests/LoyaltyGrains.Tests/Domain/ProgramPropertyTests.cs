@@ -82,8 +82,8 @@ public sealed class ProgramPropertyTests
 
             var state = account.State;
             Assert.InRange(budgetLeft, 0, 40_000);
-            Assert.Equal(40_000 - budgetLeft, state.CampaignAccrued.GetValueOrDefault("budget"));
-            Assert.InRange(state.CampaignAccrued.GetValueOrDefault("capped"), 0, 9_000);
+            Assert.Equal(40_000 - budgetLeft, state.CampaignAccrued?.GetValueOrDefault("budget") ?? 0);
+            Assert.InRange(state.CampaignAccrued?.GetValueOrDefault("capped") ?? 0, 0, 9_000);
             Assert.Equal(Math.Max(0, state.AvailableMinor), state.Lots.Sum(l => l.AmountMinor));
             Assert.All(state.Lots, l => Assert.True(l.AmountMinor > 0));
             Assert.True(state.Lots.Zip(state.Lots.Skip(1)).All(p => p.First.ExpiresAt <= p.Second.ExpiresAt), "lots out of order");
