@@ -145,9 +145,15 @@ public sealed class OpenLoop(LoadOptions options)
         return record;
     }
 
+    // Arrival indices continue across the runs of one process (find-max steps, a baseline then the scenario): each index
+    // names a transaction, so a second run must not send the first run's ids again (they would come back DUPLICATE).
+    private static long s_nextRunFirstIndex;
+
     private void Dispatch(Run run, Schedule schedule, long startTicks, Action<ProgressSnapshot>? progress, CancellationToken cancellation)
     {
         var record = run.Record;
+        var lastTotalAll = schedule.ArrivalsBy(schedule.TotalSeconds);
+        var firstIndex = Interlocked.Add(ref s_nextRunFirstIndex, lastTotalAll + 1) - lastTotalAll - 1;
         var frequency = (double)Stopwatch.Frequency;
         long next = 0;
         var nextProgressTicks = startTicks + Stopwatch.Frequency;
@@ -171,7 +177,7 @@ public sealed class OpenLoop(LoadOptions options)
                 }
                 Interlocked.Increment(ref run.InFlight);
                 if (measured) record.RecordSent();
-                ThreadPool.UnsafeQueueUserWorkItem(new Arrival(run, next, intendedTicks, measured), preferLocal: false);
+                ThreadPool.UnsafeQueueUserWorkItem(new Arrival(run, firstIndex + next, intendedTicks, measured), preferLocal: false);
             }
             if (progress is not null && nowTicks >= nextProgressTicks)
             {
