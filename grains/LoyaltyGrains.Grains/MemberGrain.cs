@@ -385,7 +385,10 @@ public sealed class MemberGrain(
     {
         if (_sweep is null && _account is { } account && account.State.Sequence != _snapshotSequence)
         {
-            _sweep = this.RegisterGrainTimer(_ => SweepAsync(), new GrainTimerCreationOptions(SweepInterval, SweepInterval));
+            // The first tick is spread over a second interval: members touched together (a batch, a seeding, a restart)
+            // must not all serialize and write their snapshots in the same second.
+            var firstTick = SweepInterval + TimeSpan.FromMilliseconds(Random.Shared.Next((int)SweepInterval.TotalMilliseconds));
+            _sweep = this.RegisterGrainTimer(_ => SweepAsync(), new GrainTimerCreationOptions(firstTick, SweepInterval));
         }
     }
 

@@ -21,7 +21,10 @@ public sealed class FindMax(LoadOptions options)
         var rate = options.RatePerSecond;
         for (var step = 1; step <= options.MaxSteps && !cancellation.IsCancellationRequested; step++)
         {
-            var stepOptions = options with { RatePerSecond = rate, RampToPerSecond = null, Duration = options.StepDuration, Warmup = StepWarmup };
+            // The first step also warms the process up (JIT, connections, activations) for --warmup: a cold first step
+            // fails for reasons that are not capacity, and the search would then never look above it.
+            var warmup = step == 1 ? (options.Warmup > StepWarmup ? options.Warmup : StepWarmup) : StepWarmup;
+            var stepOptions = options with { RatePerSecond = rate, RampToPerSecond = null, Duration = options.StepDuration, Warmup = warmup };
             var stepName = $"{name} step {step} @ {rate:N0}/s";
             var record = await withProgress(stepName, progress => new OpenLoop(stepOptions).RunAsync(stepName, scenario, progress, cancellation));
             var (ok, why) = Judge(record);

@@ -66,7 +66,7 @@ public sealed record LoadOptions
         Finding the maximum
           --find-max             ramp in steps (doubling, then bisecting) to the highest rate that holds
                                  p99 <= --p99-ms, errors+dropped <= --max-error-pct and achieved >= 95% offered;
-                                 starts at --rate
+                                 starts at --rate (after --warmup at that rate)
           --step T               time per step (after a 1s warm-up)                                          [5s]
           --p99-ms X             p99 threshold in milliseconds                                               [10]
           --max-error-pct X      errors + dropped, percent of offered                                         [1]
