@@ -1,3 +1,4 @@
+using System.Threading.Channels;
 using Grpc.Core;
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Gateway.V1;
@@ -26,18 +27,52 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
         ServerCallContext context)
     {
         using var slots = new SemaphoreSlim(PostStreamInFlightMax);
-        var writeGate = new SemaphoreSlim(1, 1);
+        var replies = Channel.CreateUnbounded<PostingReply>(new UnboundedChannelOptions { SingleReader = true });
+        var writer = WriteRepliesAsync(replies.Reader, responseStream, slots);
         var inFlight = new List<Task>();
-        await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+        try
         {
-            await slots.WaitAsync(context.CancellationToken);
-            inFlight.Add(PostOneAsync(request, responseStream, writeGate, slots));
-            if (inFlight.Count >= PostStreamInFlightMax) inFlight.RemoveAll(t => t.IsCompleted);
+            await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+            {
+                await slots.WaitAsync(context.CancellationToken);
+                inFlight.Add(PostOneAsync(request, replies.Writer));
+                if (inFlight.Count >= PostStreamInFlightMax) inFlight.RemoveAll(t => t.IsCompleted);
+            }
+            await Task.WhenAll(inFlight);
         }
-        await Task.WhenAll(inFlight);
+        finally
+        {
+            replies.Writer.TryComplete();
+        }
+        await writer;
     }
 
-    private async Task PostOneAsync(PostingRequest request, IServerStreamWriter<PostingReply> responseStream, SemaphoreSlim writeGate, SemaphoreSlim slots)
+    /// <summary>
+    /// The stream's one writer. Replies that are already waiting go out with <see cref="WriteFlags.BufferHint"/> and only
+    /// the last of a run is flushed, so under load many replies share one HTTP/2 DATA write instead of one each.
+    /// A slot is freed when its reply is written: a client that stops reading stops the stream, not the server.
+    /// </summary>
+    private static async Task WriteRepliesAsync(ChannelReader<PostingReply> replies, IServerStreamWriter<PostingReply> responseStream, SemaphoreSlim slots)
+    {
+        var buffered = new WriteOptions(WriteFlags.BufferHint);
+        var flushed = new WriteOptions();
+        while (await replies.WaitToReadAsync())
+        {
+            if (!replies.TryRead(out var reply)) continue;
+            while (true)
+            {
+                // Read one ahead: a single-reader channel cannot count, and "is another waiting?" is all we need.
+                var more = replies.TryRead(out var next);
+                responseStream.WriteOptions = more ? buffered : flushed;
+                await responseStream.WriteAsync(reply);
+                slots.Release();
+                if (!more) break;
+                reply = next!;
+            }
+        }
+    }
+
+    private async Task PostOneAsync(PostingRequest request, ChannelWriter<PostingReply> replies)
     {
         PostingReply reply;
         try
@@ -61,16 +96,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
                 Error = new PostingError { Code = status.StatusCode.ToString().ToUpperInvariantSnake(), Message = status.Detail },
             };
         }
-        await writeGate.WaitAsync();
-        try
-        {
-            await responseStream.WriteAsync(reply);
-        }
-        finally
-        {
-            writeGate.Release();
-            slots.Release();
-        }
+        replies.TryWrite(reply);
     }
 
     private static string TransactionIdOf(PostingRequest request) => request.KindCase switch

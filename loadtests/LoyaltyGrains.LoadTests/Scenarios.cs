@@ -481,7 +481,22 @@ public sealed class Bulk(Engine engine) : EngineScenario(engine), IAsyncDisposab
         {
             try
             {
-                await foreach (var request in _outbox.Reader.ReadAllAsync()) await _call.RequestStream.WriteAsync(request);
+                // Requests already queued go out buffered and the last of a run flushes them: one DATA write for many.
+                var buffered = new WriteOptions(WriteFlags.BufferHint);
+                var flushed = new WriteOptions();
+                var outbox = _outbox.Reader;
+                while (await outbox.WaitToReadAsync())
+                {
+                    if (!outbox.TryRead(out var request)) continue;
+                    while (true)
+                    {
+                        var more = outbox.TryRead(out var next); // one ahead: a single-reader channel cannot count
+                        _call.RequestStream.WriteOptions = more ? buffered : flushed;
+                        await _call.RequestStream.WriteAsync(request);
+                        if (!more) break;
+                        request = next!;
+                    }
+                }
                 await _call.RequestStream.CompleteAsync();
             }
             catch (Exception ex) when (ex is RpcException or InvalidOperationException or IOException)
