@@ -12,7 +12,15 @@ source "$root/scripts/lib/throwaway-postgres.sh"
 cd "$root"
 # The whole solution (engine, tests, load tool), then the tests without building again.
 dotnet build LoyaltyGrains.sln -c Release -nologo -v quiet
-dotnet test LoyaltyGrains.sln -c Release --no-build --logger "console;verbosity=normal" "$@"
+# Tests that measure something (the crash test's counts) append a line here; printed below, pass or fail.
+export LOYALTY_TEST_SUMMARY="$data/test-summary.txt"
+status=0
+dotnet test LoyaltyGrains.sln -c Release --no-build --logger "console;verbosity=normal" "$@" || status=$?
+if [ -s "$LOYALTY_TEST_SUMMARY" ]; then
+  echo "test.sh: figures recorded by the tests:"
+  cat "$LOYALTY_TEST_SUMMARY"
+fi
+[ "$status" -eq 0 ] || exit "$status"
 
 # No timing assertions in the smoke: it fails only if the engine answers wrongly (balances, ledgers, duplicates).
 if [ $# -eq 0 ] && [ -z "${LOYALTY_SKIP_SMOKE:-}" ]; then

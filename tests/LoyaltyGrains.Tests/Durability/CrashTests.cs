@@ -76,7 +76,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             silo.KillHard();
             await stop.CancelAsync();
             await Task.WhenAll(load);
-            output.WriteLine($"killed with {ackedAtKill} acknowledged ({acked.Count} by the time every worker saw the failure), {unknown.Count} unknown");
+            Record($"killed with {ackedAtKill} acknowledged ({acked.Count} by the time every worker saw the failure), {unknown.Count} unknown");
             Assert.True(acked.Count > Workers * 4, $"too little load before the kill: {acked.Count} acknowledged");
         }
         finally
@@ -87,7 +87,7 @@ public sealed class CrashTests(ITestOutputHelper output)
         var (restarted, restartTime) = await SiloProcess.StartAsync(database.ConnectionString, ports, ServeTimeout);
         await using (restarted)
         {
-            output.WriteLine($"first start {firstStart.TotalSeconds:0.0} s; serving again {restartTime.TotalSeconds:0.0} s after restart");
+            Record($"first start {firstStart.TotalSeconds:0.0} s; serving again {restartTime.TotalSeconds:0.0} s after restart");
             var processing = new Processing.ProcessingClient(restarted.Channel);
             var balances = new Balances.BalancesClient(restarted.Channel);
 
@@ -119,7 +119,7 @@ public sealed class CrashTests(ITestOutputHelper output)
             }
             // And the operators' SQL check agrees: sequences without gaps, balances equal the sums of the rows.
             var violations = await LedgerChecks.ViolationsAsync(database.ConnectionString);
-            output.WriteLine($"acknowledged {acked.Count}, lost {lost}, doubled {doubled}, retries not DUPLICATE-identical {retriedWrong}, " +
+            Record($"acknowledged {acked.Count}, lost {lost}, doubled {doubled}, retries not DUPLICATE-identical {retriedWrong}, " +
                 $"balance mismatches {balanceMismatches}, unknown outcomes {unknown.Count}, loyalty.check_ledger() violations {violations.Count}");
             Assert.Empty(violations);
             Assert.Equal(0, lost);
@@ -157,5 +157,12 @@ public sealed class CrashTests(ITestOutputHelper output)
         }
         while (token.Length > 0);
         return (available, pending);
+    }
+
+    /// <summary>Test output, and a line in $LOYALTY_TEST_SUMMARY when set (scripts/test.sh prints it, so CI's log has the counts).</summary>
+    private void Record(string line)
+    {
+        output.WriteLine(line);
+        if (Environment.GetEnvironmentVariable("LOYALTY_TEST_SUMMARY") is { Length: > 0 } summary) File.AppendAllText(summary, $"crash test: {line}{Environment.NewLine}");
     }
 }
