@@ -32,7 +32,12 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 stop_postgres() {
-  [ -n "${silo_pid:-}" ] && kill "$silo_pid" 2>/dev/null
+  # The silo first, while its database is still up: a graceful stop writes snapshots and leaves the cluster, and
+  # without the database it would retry for minutes. Killed outright if it is not gone in 15 s.
+  if [ -n "${silo_pid:-}" ] && kill "$silo_pid" 2>/dev/null; then
+    for _ in $(seq 1 30); do kill -0 "$silo_pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$silo_pid" 2>/dev/null || true
+  fi
   "${run_as[@]}" "$bin/pg_ctl" -D "$data/db" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$data"
 }
