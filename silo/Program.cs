@@ -12,11 +12,22 @@ if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var settings = EngineSettings.From(builder.Configuration);
 
+// Inline scheduling runs request parsing on the socket's I/O thread instead of queueing it to the thread pool; safe only
+// because nothing on the request path blocks. Off unless configured: it did not measurably change CPU per request here.
+if (builder.Configuration.GetValue("Loyalty:InlineScheduling", false))
+{
+    builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
+}
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
     // h2c: gRPC without TLS on the listen address; TLS terminates at the load balancer / service mesh in production.
     kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
     kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
+    kestrel.AddServerHeader = false;
+    // Processors keep long-lived connections: a ping after 30 s of silence finds a dead peer (its calls then fail fast
+    // on the client and are retried, which is safe: every message is idempotent).
+    kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
+    kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
     // Prometheus scrapes over HTTP/1.1 on its own port; the gRPC port speaks only HTTP/2.
     kestrel.Listen(settings.ListenAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
 });
