@@ -95,7 +95,8 @@ public sealed class MemberGrain(
         var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
-        var result = account.Authorize(new AuthorizeCommand(m.TransactionId, m.CardId, m.AmountMinor, m.Currency, m.Mcc, m.MerchantId, m.OccurredAt),
+        var result = account.Authorize(new AuthorizeCommand(m.TransactionId, KnownCardId(m.CardId), m.AmountMinor, SharedStrings.Currencies.Share(m.Currency), m.Mcc,
+                SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt),
             rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
         return await ReplyAsync("authorize", account, result, grants);
     }
@@ -115,6 +116,16 @@ public sealed class MemberGrain(
         if (index >= 0) _cards[index].Blocked = true;
         else _cards = [.. _cards, (cardId, true)];
         return Task.CompletedTask;
+    }
+
+    /// <summary>The instance of this card id the member already holds, so a purchase does not keep its own copy.</summary>
+    private string KnownCardId(string cardId)
+    {
+        foreach (var (known, _) in _cards)
+        {
+            if (known == cardId) return known;
+        }
+        return cardId;
     }
 
     private async ValueTask<bool> IsCardBlockedAsync(string cardId)
@@ -139,7 +150,8 @@ public sealed class MemberGrain(
         var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc)
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
-        var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt, m.Mcc, m.MerchantId, m.Currency), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+        var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, KnownCardId(m.CardId), m.AmountMinor, m.OccurredAt, m.Mcc,
+                SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency)), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
         return await ReplyAsync("capture", account, result, grants);
     }
 
