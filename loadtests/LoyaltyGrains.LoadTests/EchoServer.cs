@@ -31,6 +31,7 @@ public sealed class EchoServer : IAsyncDisposable
         {
             k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2);
             k.Limits.Http2.MaxStreamsPerConnection = 1024;
+            k.AddServerHeader = false;
         });
         builder.Services.AddGrpc();
         var app = builder.Build();
