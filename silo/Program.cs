@@ -60,9 +60,13 @@ else
     });
 }
 
+// Under "Loyalty:", not "Orleans:": Orleans reads its own section for providers (Orleans:GrainDirectory names directories).
 // How long idle grains stay in memory (Orleans default 15 min; cards 2 min by attribute). Operators keep members hot through a
-// peak day with e.g. Orleans__GrainCollection__CollectionAge=04:00:00; the memory benchmark uses it to hold 1 M active.
-builder.Services.Configure<GrainCollectionOptions>(builder.Configuration.GetSection("Orleans:GrainCollection"));
+// peak day with e.g. Loyalty__GrainCollection__CollectionAge=04:00:00; the memory benchmark uses it to hold 1 M active.
+builder.Services.Configure<GrainCollectionOptions>(builder.Configuration.GetSection("Loyalty:GrainCollection"));
+// Grain-location cache (Orleans default 1 M entries): it saves remote directory lookups in a multi-silo cluster and costs
+// ~230 bytes per entry; a single silo, where every lookup is local, can shrink it (docs/BENCHMARKS.md, memory).
+builder.Services.Configure<GrainDirectoryOptions>(builder.Configuration.GetSection("Loyalty:GrainDirectory"));
 builder.Services.AddLoyaltyGrains();
 builder.Services.AddLoyaltyGateway();
 builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
