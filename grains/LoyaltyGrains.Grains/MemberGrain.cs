@@ -112,28 +112,28 @@ public sealed class MemberGrain(
 
     public Task CardBlocked(string cardId)
     {
-        var index = Array.FindIndex(_cards, c => c.CardId == cardId);
+        var index = CardIndex(cardId);
         if (index >= 0) _cards[index].Blocked = true;
         else _cards = [.. _cards, (cardId, true)];
         return Task.CompletedTask;
     }
 
-    /// <summary>The instance of this card id the member already holds, so a purchase does not keep its own copy.</summary>
-    private string KnownCardId(string cardId)
+    /// <summary>Where this card is in the member's known cards, or -1. A member has a few cards: a scan is the fastest lookup.</summary>
+    private int CardIndex(string cardId)
     {
-        foreach (var (known, _) in _cards)
+        for (var i = 0; i < _cards.Length; i++)
         {
-            if (known == cardId) return known;
+            if (_cards[i].CardId == cardId) return i;
         }
-        return cardId;
+        return -1;
     }
+
+    /// <summary>The instance of this card id the member already holds, so a purchase does not keep its own copy.</summary>
+    private string KnownCardId(string cardId) => CardIndex(cardId) is var i and >= 0 ? _cards[i].CardId : cardId;
 
     private async ValueTask<bool> IsCardBlockedAsync(string cardId)
     {
-        foreach (var (known, blocked) in _cards)
-        {
-            if (known == cardId) return blocked;
-        }
+        if (CardIndex(cardId) is var known and >= 0) return _cards[known].Blocked;
         var card = await GrainFactory.CardGrain(cardId).GetCard();
         if (card.MemberId != MemberId)
         {
