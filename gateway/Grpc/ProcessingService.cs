@@ -142,10 +142,10 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.OptionalId(r.AuthorizationId, "authorization_id"),
             Validate.Id(r.CardId, "card_id"),
             Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.Time(r.OccurredAt, "occurred_at", now, required: false),
+            Validate.OptionalTime(r.OccurredAt, "occurred_at", now),
             forcePost || r.Mcc != 0 ? Validate.Mcc(r.Mcc, "mcc") : -1,
             forcePost ? Validate.Id(r.MerchantId, "merchant_id") : Validate.OptionalId(r.MerchantId, "merchant_id"),
-            r.Currency.Length == 0 ? "RUB" : Validate.Currency(r.Currency, "currency"));
+            r.Currency.Length == 0 ? "" : Validate.Currency(r.Currency, "currency"));
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Capture(x), static (c, x) => c.Capture(x)));
     }
 
@@ -156,7 +156,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.Id(r.AuthorizationId, "authorization_id"),
             Validate.Id(r.CardId, "card_id"),
             Validate.AmountOrZero(r.AmountMinor, "amount_minor"),
-            Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), required: false));
+            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow()));
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Reverse(x), static (c, x) => c.Reverse(x)));
     }
 
@@ -167,7 +167,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.Id(r.OriginalTransactionId, "original_transaction_id"),
             Validate.Id(r.CardId, "card_id"),
             Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), required: false));
+            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow()));
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Refund(x), static (c, x) => c.Refund(x)));
     }
 }

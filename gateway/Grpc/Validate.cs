@@ -65,5 +65,9 @@ public static class Validate
         return time;
     }
 
+    /// <summary>A time the processor may leave out: null when it did (the member fills it, outside the fingerprint).</summary>
+    public static DateTimeOffset? OptionalTime(Timestamp? value, string field, DateTimeOffset now) =>
+        value is null ? null : Time(value, field, now, required: true);
+
     public static RpcException Invalid(string field, string problem) => new(new Status(StatusCode.InvalidArgument, $"{field}: {problem}"));
 }

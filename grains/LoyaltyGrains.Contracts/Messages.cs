@@ -10,33 +10,38 @@ public sealed record AuthorizeMessage(
     [property: Id(5)] string MerchantId,
     [property: Id(6)] DateTimeOffset OccurredAt);
 
-/// <summary>AuthorizationId empty = force post; Mcc −1 = not given.</summary>
+/// <summary>
+/// AuthorizationId empty = force post; Mcc −1, Currency "" and OccurredAt null = not given by the processor (the member
+/// fills them: the authorization's currency, its own clock), so a retry's fingerprint never depends on the server.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("lg.Capture")]
 public sealed record CaptureMessage(
     [property: Id(0)] string TransactionId,
     [property: Id(1)] string AuthorizationId,
     [property: Id(2)] string CardId,
     [property: Id(3)] long AmountMinor,
-    [property: Id(4)] DateTimeOffset OccurredAt,
+    [property: Id(4)] DateTimeOffset? OccurredAt,
     [property: Id(5)] int Mcc,
     [property: Id(6)] string MerchantId,
     [property: Id(7)] string Currency);
 
+/// <summary>OccurredAt null = not given (the member's clock is used).</summary>
 [GenerateSerializer, Immutable, Alias("lg.Reverse")]
 public sealed record ReverseMessage(
     [property: Id(0)] string TransactionId,
     [property: Id(1)] string AuthorizationId,
     [property: Id(2)] string CardId,
     [property: Id(3)] long AmountMinor,
-    [property: Id(4)] DateTimeOffset OccurredAt);
+    [property: Id(4)] DateTimeOffset? OccurredAt);
 
+/// <summary>OccurredAt null = not given (the member's clock is used).</summary>
 [GenerateSerializer, Immutable, Alias("lg.Refund")]
 public sealed record RefundMessage(
     [property: Id(0)] string TransactionId,
     [property: Id(1)] string OriginalTransactionId,
     [property: Id(2)] string CardId,
     [property: Id(3)] long AmountMinor,
-    [property: Id(4)] DateTimeOffset OccurredAt);
+    [property: Id(4)] DateTimeOffset? OccurredAt);
 
 [GenerateSerializer, Immutable, Alias("lg.BreakdownItem")]
 public readonly record struct BreakdownItem(

@@ -3,14 +3,19 @@ namespace LoyaltyGrains.Domain;
 public sealed record AuthorizeCommand(string TransactionId, string CardId, long AmountMinor, string Currency, int Mcc,
     string MerchantId, DateTimeOffset OccurredAt);
 
-/// <summary>AuthorizationId empty (or unknown, with Mcc given) = force post.</summary>
+/// <summary>
+/// AuthorizationId empty (or unknown, with Mcc given) = force post. OccurredAt null and Currency "" = not sent by the
+/// processor: the decision uses the clock and the authorization's (or the program's first) currency, while the
+/// idempotency fingerprint covers only what was sent.
+/// </summary>
 public sealed record CaptureCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor,
-    DateTimeOffset OccurredAt, int Mcc, string MerchantId, string Currency);
+    DateTimeOffset? OccurredAt, int Mcc, string MerchantId, string Currency);
 
-/// <summary>AmountMinor 0 = the whole remaining authorized amount.</summary>
-public sealed record ReverseCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor, DateTimeOffset OccurredAt);
+/// <summary>AmountMinor 0 = the whole remaining authorized amount. OccurredAt null = not sent (the clock is used).</summary>
+public sealed record ReverseCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor, DateTimeOffset? OccurredAt);
 
-public sealed record RefundCommand(string TransactionId, string OriginalTransactionId, string CardId, long AmountMinor, DateTimeOffset OccurredAt);
+/// <summary>OccurredAt null = not sent (the clock is used).</summary>
+public sealed record RefundCommand(string TransactionId, string OriginalTransactionId, string CardId, long AmountMinor, DateTimeOffset? OccurredAt);
 
 public sealed record RedeemCommand(string TransactionId, string PartnerId, long AmountMinor);
 

@@ -137,8 +137,9 @@ public sealed class MemberAccount
     public Result<PostingOutcome> Capture(CaptureCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
         IReadOnlyList<CampaignGrant>? forcePostGrants = null)
     {
+        // Only what the processor sent: a field it left out (time, currency) is filled here, never fingerprinted.
         var fingerprint = Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor)
-            .Add(command.OccurredAt.UtcTicks).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
+            .Add(command.OccurredAt?.UtcTicks ?? 0).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
@@ -155,6 +156,10 @@ public sealed class MemberAccount
         if (purchase.CardId != command.CardId)
         {
             return Fail(RejectionKind.InvalidArgument, $"card_id: authorization '{purchase.PurchaseId}' was made on another card");
+        }
+        if (command.Currency.Length > 0 && command.Currency != purchase.Currency)
+        {
+            return Fail(RejectionKind.InvalidArgument, $"currency: '{command.Currency}' does not match the authorization's '{purchase.Currency}'");
         }
         switch (purchase.State)
         {
@@ -186,7 +191,7 @@ public sealed class MemberAccount
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Capture, MemberId = MemberId,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
-            Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt,
+            Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt ?? now,
             RecordedAt = now, Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, AvailableDeltaMinor = accrual.TotalMinor,
             Breakdown = accrual.Lines, PurchaseMonth = month.Value,
             CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor, SpendDeltaMinor = command.AmountMinor,
@@ -201,20 +206,22 @@ public sealed class MemberAccount
         IReadOnlyList<CampaignGrant>? grants)
     {
         if (command.MerchantId.Length == 0) return Fail(RejectionKind.InvalidArgument, "merchant_id: required for a force post (capture without authorization)");
-        var program = programs.At(command.OccurredAt);
-        if (!program.AcceptsCurrency(command.Currency))
+        var occurredAt = command.OccurredAt ?? now;
+        var program = programs.At(occurredAt);
+        var currency = command.Currency.Length > 0 ? command.Currency : program.Currencies[0];
+        if (!program.AcceptsCurrency(currency))
         {
-            return Fail(RejectionKind.InvalidArgument, $"currency: '{command.Currency}' is not accepted by the program");
+            return Fail(RejectionKind.InvalidArgument, $"currency: '{currency}' is not accepted by the program");
         }
         var purchaseId = command.AuthorizationId.Length > 0 ? command.AuthorizationId : command.TransactionId;
-        var month = program.MonthOf(command.OccurredAt);
+        var month = program.MonthOf(occurredAt);
         FreezeTier(program, month, now);
-        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0, grants);
+        var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, occurredAt, month, reservedMinor: 0, grants);
         var outcome = Commit(new LedgerEntry
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ForcePost, MemberId = MemberId,
             CardId = command.CardId, PurchaseId = purchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
-            Category = accrual.Category, MerchantId = command.MerchantId, Currency = command.Currency, OccurredAt = command.OccurredAt,
+            Category = accrual.Category, MerchantId = command.MerchantId, Currency = currency, OccurredAt = occurredAt,
             RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
             PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor, SpendDeltaMinor = command.AmountMinor,
             PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
@@ -238,7 +245,7 @@ public sealed class MemberAccount
             {
                 Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ReverseParked, MemberId = MemberId,
                 CardId = command.CardId, PurchaseId = command.AuthorizationId, AmountMinor = command.AmountMinor,
-                OccurredAt = command.OccurredAt, RecordedAt = now, Fingerprint = fingerprint,
+                OccurredAt = command.OccurredAt ?? now, RecordedAt = now, Fingerprint = fingerprint,
                 PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
             });
         }
@@ -261,7 +268,7 @@ public sealed class MemberAccount
                 $"amount_minor: {command.AmountMinor} exceeds the remaining authorized {purchase.RemainingAuthorizedMinor}");
         }
         return Commit(ReversalEntry(purchase, command.TransactionId, EntryKind.Reverse, command.CardId, command.AmountMinor,
-            command.OccurredAt, now, fingerprint));
+            command.OccurredAt ?? now, now, fingerprint));
     }
 
     public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now)
@@ -308,7 +315,7 @@ public sealed class MemberAccount
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Refund, MemberId = MemberId,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
-            Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt,
+            Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt ?? now,
             RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = -clawMinor, Breakdown = breakdown,
             PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -capReturned, SpendDeltaMinor = -command.AmountMinor,
             PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - clawMinor,
@@ -430,7 +437,7 @@ public sealed class MemberAccount
         {
             Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.RedeemRefund, MemberId = MemberId,
             CardId = command.CardId, PurchaseId = command.OriginalTransactionId, AmountMinor = command.AmountMinor, PartnerId = redemption.PartnerId,
-            OccurredAt = command.OccurredAt, RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = command.AmountMinor,
+            OccurredAt = command.OccurredAt ?? now, RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = command.AmountMinor,
             Breakdown = [new AccrualLine("redeem", command.AmountMinor, 0, redemption.PartnerId)],
             PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + command.AmountMinor, LotExpiresAt = LotExpiry(program, now),
         });

@@ -149,7 +149,8 @@ public sealed class MemberGrain(
         var account = await AccountAsync();
         var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc)
             ? []
-            : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
+            : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId,
+                m.OccurredAt ?? clock.GetUtcNow()));
         var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, KnownCardId(m.CardId), m.AmountMinor, m.OccurredAt, m.Mcc,
                 SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency)), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
         return await ReplyAsync("capture", account, result, grants);
