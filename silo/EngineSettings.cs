@@ -10,6 +10,15 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
     public string ClusterId { get; init; } = "loyalty";
     public string ServiceId { get; init; } = "loyalty";
 
+    /// <summary>How long start-up waits for PostgreSQL before giving up (durable mode).</summary>
+    public TimeSpan DatabaseStartupWait { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How long a write waits for its ledger commit before answering UNAVAILABLE (a caller's shorter deadline wins).</summary>
+    public TimeSpan CommitTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a graceful stop may take: drain calls, deactivate grains, leave the cluster.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     public static EngineSettings From(IConfiguration configuration)
     {
         // LOYALTY_* environment variables win over configuration files: they are how operators and scripts set a node.
@@ -26,6 +35,9 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
         {
             AdvertisedAddress = IPAddress.Parse(advertised),
             ClusterId = clusterId,
+            DatabaseStartupWait = Duration(configuration, "Loyalty:Database:StartupWait", TimeSpan.FromMinutes(10)),
+            CommitTimeout = Duration(configuration, "Loyalty:Ledger:CommitTimeout", TimeSpan.FromSeconds(5)),
+            ShutdownTimeout = Duration(configuration, "Loyalty:ShutdownTimeout", TimeSpan.FromSeconds(30)),
         };
     }
 
@@ -58,6 +70,15 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
         return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port) && port is > 0 and < 65536
             ? port
             : throw new InvalidOperationException($"{key} / {variable}: '{text}' is not a TCP port");
+    }
+
+    private static TimeSpan Duration(IConfiguration configuration, string key, TimeSpan fallback)
+    {
+        var text = configuration[key];
+        if (text is null) return fallback;
+        return TimeSpan.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var value) && value > TimeSpan.Zero
+            ? value
+            : throw new InvalidOperationException($"{key}: '{text}' is not a positive duration like 00:00:05");
     }
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;

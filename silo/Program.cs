@@ -35,7 +35,19 @@ builder.WebHost.ConfigureKestrel(kestrel =>
 if (settings.PostgresConnectionString is { } postgres)
 {
     // Durable mode: the schema first (clustering reads its queries from it), then a silo on PostgreSQL.
-    await PostgresHosting.PrepareDatabaseAsync(postgres, LoggerFactory.Create(b => b.AddConsole()).CreateLogger("Migrations"));
+    using (var startupLogs = LoggerFactory.Create(b => b.AddConsole()))
+    {
+        var startupLog = startupLogs.CreateLogger("LoyaltyGrains.Startup");
+        try
+        {
+            if (!await DatabaseStartup.PrepareAsync(postgres, settings.DatabaseStartupWait, startupLog)) return 0;
+        }
+        catch (Exception ex)
+        {
+            startupLog.LogCritical("Cannot start: {Reason}", ex.Message);
+            return 1;
+        }
+    }
     builder.UseOrleans(silo =>
     {
         silo.Configure<ClusterOptions>(options =>
@@ -45,8 +57,9 @@ if (settings.PostgresConnectionString is { } postgres)
         });
         // Fixed ports: a restarted silo at the same endpoint declares its crashed predecessor dead at once.
         silo.ConfigureEndpoints(settings.AdvertisedAddress, settings.SiloPort, settings.SiloGatewayPort, listenOnAnyHostAddress: false);
-        silo.UseLoyaltyPostgres(postgres);
+        silo.UseLoyaltyPostgres(postgres, new PostgresLedgerOptions { CommitTimeout = settings.CommitTimeout });
     });
+    builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>(DatabaseHealthCheck.Name);
 }
 else
 {
@@ -75,9 +88,25 @@ builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
     .AddRuntimeInstrumentation()
     .AddPrometheusExporter());
 
+// A graceful stop (SIGTERM) drains in-flight calls, then deactivates grains (snapshots) and leaves the cluster.
+builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);
+
 var app = builder.Build();
 app.MapLoyaltyGateway();
 app.MapPrometheusScrapingEndpoint().RequireHost($"*:{settings.MetricsPort}");
+// For load balancers and Kubernetes probes: live = the process answers; ready = it can commit (database reachable).
+app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { Predicate = _ => false })
+    .RequireHost($"*:{settings.MetricsPort}");
+app.MapHealthChecks("/readyz").RequireHost($"*:{settings.MetricsPort}");
 app.Lifetime.ApplicationStarted.Register(() => EngineSettings.PrintBanner(app.Logger, settings));
-await app.RunAsync();
-return 0;
+try
+{
+    await app.RunAsync();
+    return 0;
+}
+catch (Exception ex)
+{
+    // A clear line and exit 1, not an unhandled-exception abort (exit 134) that says nothing.
+    app.Logger.LogCritical(ex, "LoyaltyGrains stopped on an error");
+    return 1;
+}

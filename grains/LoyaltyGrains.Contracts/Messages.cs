@@ -122,6 +122,35 @@ public enum RejectionCode
     PermissionDenied = 5,
     /// <summary>A conflicting concurrent writer or a lost lease: safe to retry the same message.</summary>
     Aborted = 6,
+    /// <summary>A per-member bound is reached (e.g. reversals waiting for their authorization).</summary>
+    ResourceExhausted = 7,
+}
+
+/// <summary>
+/// The engine could not finish in time because a dependency (the database) is unreachable or slow, or the caller's
+/// deadline passed. The outcome may be unknown: the processor retries with the same transaction id, which is always
+/// safe (gRPC UNAVAILABLE).
+/// </summary>
+[GenerateSerializer, Alias("lg.UnavailableException")]
+public sealed class LoyaltyUnavailableException : Exception
+{
+    public LoyaltyUnavailableException()
+    {
+    }
+
+    public LoyaltyUnavailableException(string message) : base(message)
+    {
+    }
+
+    public LoyaltyUnavailableException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+
+    public LoyaltyUnavailableException(bool outcomeUnknown, string message) : base(message) => OutcomeUnknown = outcomeUnknown;
+
+    /// <summary>True when the change may still have been recorded; false when it is known not to have been.</summary>
+    [Id(0)]
+    public bool OutcomeUnknown { get; init; }
 }
 
 /// <summary>An expected refusal (bad input, unknown id, wrong state). Nothing changed when it is thrown.</summary>

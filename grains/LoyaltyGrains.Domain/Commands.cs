@@ -30,6 +30,8 @@ public enum RejectionKind
     NotFound = 2,
     AlreadyExists = 3,
     FailedPrecondition = 4,
+    /// <summary>A per-member bound is reached; the values match the contract's RejectionCode.</summary>
+    ResourceExhausted = 7,
 }
 
 public sealed record Rejection(RejectionKind Kind, string Message);

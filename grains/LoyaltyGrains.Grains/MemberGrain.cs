@@ -37,6 +37,12 @@ public sealed class MemberGrain(
     /// <summary>Watchers per member at most: a limit on everything.</summary>
     public const int WatchersMax = 64;
 
+    /// <summary>
+    /// Times a message is decided again after another activation's append overtook this one's view (a sequence conflict:
+    /// nothing of the message committed). Rare — after a database outage or a split activation — and bounded.
+    /// </summary>
+    public const int StaleRetriesMax = 3;
+
     private MemberAccount? _account;
 
     // Runs only while the snapshot is behind the ledger: an idle member holds no timer (a million of them would).
@@ -89,7 +95,9 @@ public sealed class MemberGrain(
 
     public async Task<bool> IsEnrolled() => (await AccountAsync()).State.Enrolled;
 
-    public async Task<PostingResult> Authorize(AuthorizeMessage m)
+    public Task<PostingResult> Authorize(AuthorizeMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m));
+
+    private async Task<PostingResult> AuthorizeOnce(AuthorizeMessage m)
     {
         var account = await AccountAsync();
         var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled
@@ -107,7 +115,7 @@ public sealed class MemberGrain(
         {
             throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"card_id: card '{m.CardId}' is blocked");
         }
-        return await Authorize(m);
+        return await RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m));
     }
 
     public Task CardBlocked(string cardId)
@@ -144,7 +152,9 @@ public sealed class MemberGrain(
         return card.Blocked;
     }
 
-    public async Task<PostingResult> Capture(CaptureMessage m)
+    public Task<PostingResult> Capture(CaptureMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.CaptureOnce(m));
+
+    private async Task<PostingResult> CaptureOnce(CaptureMessage m)
     {
         var account = await AccountAsync();
         var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc)
@@ -156,7 +166,9 @@ public sealed class MemberGrain(
         return await ReplyAsync("capture", account, result, grants);
     }
 
-    public async Task<PostingResult> Reverse(ReverseMessage m)
+    public Task<PostingResult> Reverse(ReverseMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.ReverseOnce(m));
+
+    private async Task<PostingResult> ReverseOnce(ReverseMessage m)
     {
         var account = await AccountAsync();
         var result = account.Reverse(new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt),
@@ -164,7 +176,9 @@ public sealed class MemberGrain(
         return await ReplyAsync("reverse", account, result, []);
     }
 
-    public async Task<PostingResult> Refund(RefundMessage m)
+    public Task<PostingResult> Refund(RefundMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.RefundOnce(m));
+
+    private async Task<PostingResult> RefundOnce(RefundMessage m)
     {
         var account = await AccountAsync();
         var result = account.Refund(new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt),
@@ -172,10 +186,13 @@ public sealed class MemberGrain(
         return await ReplyAsync("refund", account, result, []);
     }
 
-    public async Task<PostingResult> Redeem(string transactionId, string partnerId, long amountMinor)
+    public Task<PostingResult> Redeem(string transactionId, string partnerId, long amountMinor) =>
+        RetryIfStaleAsync(new RedeemCommand(transactionId, partnerId, amountMinor), static (grain, command) => grain.RedeemOnce(command));
+
+    private async Task<PostingResult> RedeemOnce(RedeemCommand command)
     {
         var account = await AccountAsync();
-        var result = account.Redeem(new RedeemCommand(transactionId, partnerId, amountMinor), rules.Programs, clock.GetUtcNow());
+        var result = account.Redeem(command, rules.Programs, clock.GetUtcNow());
         return await ReplyAsync("redeem", account, result, []);
     }
 
@@ -217,7 +234,7 @@ public sealed class MemberGrain(
         var account = await EnrolledAsync();
         var size = Math.Clamp(pageSize, 1, StatementPageSizeMax);
         var before = beforeSequence <= 0 ? account.State.Sequence + 1 : beforeSequence;
-        var entries = await ledger.ReadMemberPageAsync(MemberId, before, size + 1);
+        var entries = await ReadLedgerAsync(static (ledger, member, before, size) => ledger.ReadMemberPageAsync(member, before, size), before, size + 1);
         var page = entries.Take(size).Select(Mapping.ToStatementLine).ToArray();
         var next = entries.Count > size ? page[^1].Sequence : 0;
         return new StatementPage(page, next);
@@ -308,6 +325,12 @@ public sealed class MemberGrain(
             budgets.Release(grants);
             return Mapping.ToResult(PostingOutcome.From(duplicate.Original, duplicate: true));
         }
+        catch (LoyaltyUnavailableException unavailable) when (unavailable.OutcomeUnknown)
+        {
+            // The entry may still commit: its campaign budget stays spent. At worst a little budget is never paid out;
+            // returning it could pay it twice.
+            throw;
+        }
         catch
         {
             budgets.Release(grants);
@@ -329,9 +352,19 @@ public sealed class MemberGrain(
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
-            await ledger.AppendAsync(entries);
+            // The caller's gRPC deadline, when it has one, bounds the wait too: past it nobody reads the reply.
+            using var deadline = CallDeadline.CancellationSource();
+            await ledger.AppendAsync(entries, deadline?.Token ?? CancellationToken.None);
             LoyaltyMetrics.LedgerCommitMs.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             LoyaltyMetrics.LedgerEntries.Add(entries.Length);
+        }
+        catch (LedgerUnavailableException unavailable)
+        {
+            // The in-memory state applied entries that may not be in the ledger: rebuild from the truth first.
+            _account = null;
+            throw new LoyaltyUnavailableException(!unavailable.NotCommitted, unavailable.NotCommitted
+                ? "the database is unreachable; nothing was recorded, retry with the same transaction_id"
+                : "the database did not confirm in time; the outcome is unknown, retry with the same transaction_id");
         }
         catch (LedgerConflictException conflict)
         {
@@ -348,8 +381,8 @@ public sealed class MemberGrain(
                 throw new LoyaltyRejectedException(RejectionCode.AlreadyExists,
                     $"transaction_id: '{conflict.MessageId}' was already used for a different message");
             }
-            logger.LogWarning("Member {MemberId}: another writer appended first (sequence conflict); reloading", MemberId);
-            throw new LoyaltyRejectedException(RejectionCode.Aborted, $"member '{MemberId}' changed concurrently; retry the message");
+            logger.LogInformation("Member {MemberId}: another append overtook this activation's view (sequence conflict); reloading", MemberId);
+            throw new StaleMemberException();
         }
         catch
         {
@@ -357,9 +390,63 @@ public sealed class MemberGrain(
             throw;
         }
         NotifyWatchers(account);
-        if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await SnapshotIfBehindAsync(SnapshotEveryEntries);
+        if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await TrySnapshotAsync(SnapshotEveryEntries);
         SweepWhileBehind();
         return entries;
+    }
+
+    /// <summary>
+    /// Runs a posting; when another append overtook this activation's view (nothing of the message committed) the
+    /// member is rebuilt from the ledger and the message decided again, so the processor sees its real outcome.
+    /// </summary>
+    private async Task<PostingResult> RetryIfStaleAsync<TMessage>(TMessage message, Func<MemberGrain, TMessage, Task<PostingResult>> decide)
+    {
+        // Messages that waited here past their caller's deadline (a database stall queues them up) are not decided:
+        // nobody reads the reply, the processor retries, and after a stall the backlog clears at once.
+        if (CallDeadline.HasPassed())
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the caller's deadline passed before the member could decide; nothing was recorded");
+        }
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await decide(this, message);
+            }
+            catch (StaleMemberException) when (attempt < StaleRetriesMax)
+            {
+            }
+            catch (StaleMemberException)
+            {
+                throw new LoyaltyRejectedException(RejectionCode.Aborted, $"member '{MemberId}' changed concurrently; retry the message");
+            }
+        }
+    }
+
+    /// <summary>A snapshot only shortens the next activation's replay; failing to write one never fails a reply.</summary>
+    private async Task TrySnapshotAsync(long minimumEntries)
+    {
+        try
+        {
+            await SnapshotIfBehindAsync(minimumEntries);
+        }
+        catch (Exception ex) when (Faults.IsUnavailable(ex))
+        {
+            logger.LogDebug(ex, "Member {MemberId}: snapshot not written (database unreachable); the sweep tries again", MemberId);
+        }
+    }
+
+    /// <summary>A ledger read; an unreachable database answers UNAVAILABLE (nothing changed).</summary>
+    private async Task<IReadOnlyList<LedgerEntry>> ReadLedgerAsync(Func<ILedger, string, long, int, Task<IReadOnlyList<LedgerEntry>>> read, long sequence, int limit)
+    {
+        try
+        {
+            return await read(ledger, MemberId, sequence, limit);
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; retry later");
+        }
     }
 
     /// <summary>The referrer's bonus: at least once (after commit, and again on every activation), idempotent at the referrer.</summary>
@@ -383,10 +470,18 @@ public sealed class MemberGrain(
             var now = clock.GetUtcNow();
             account.Touch(rules.Programs.At(now), now);
             var returns = account.BudgetReturns.ToArray();
-            await CommitAsync(account);
+            try
+            {
+                await CommitAsync(account);
+            }
+            catch (LoyaltyUnavailableException)
+            {
+                // The outage is logged once by the database layer; the next tick or message tries again.
+                return;
+            }
             budgets.Return(returns);
         }
-        await SnapshotIfBehindAsync(1);
+        await TrySnapshotAsync(1);
         if (_account is null || _account.State.Sequence == _snapshotSequence)
         {
             _sweep?.Dispose();
@@ -419,6 +514,18 @@ public sealed class MemberGrain(
     }
 
     private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await LoadFromStoreAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id");
+        }
+    }
+
+    private async Task LoadFromStoreAsync(CancellationToken cancellationToken)
     {
         await snapshot.ReadStateAsync(cancellationToken);
         var state = snapshot.State.StateJson.Length == 0
@@ -476,6 +583,9 @@ public sealed class MemberGrain(
     {
         public LedgerEntry Original { get; } = original;
     }
+
+    /// <summary>This activation's view is behind the ledger: reload and decide again.</summary>
+    private sealed class StaleMemberException() : Exception("stale member view");
 
     private static MemberInfo Info(MemberState state) => new(state.MemberId, state.Premium, state.ReferredBy, state.TierId, state.EnrolledAt);
 

@@ -26,9 +26,20 @@ public static class PostgresHosting
         await partitions.ExecuteScalarAsync(cancellationToken);
     }
 
-    /// <summary>Pooled connections skip the reset on return: it discarded the providers' cached plans (about 2× storage throughput).</summary>
-    public static string Tune(string connectionString) =>
-        new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true }.ConnectionString;
+    /// <summary>
+    /// Pooled connections skip the reset on return: it discarded the providers' cached plans (about 2× storage throughput).
+    /// Unless the operator set them: a connection attempt gives up after 5 s and a statement after 15 s (Npgsql's 15 s
+    /// and 30 s defaults held grains, and the processors behind them, for as long during a database freeze).
+    /// </summary>
+    public static string Tune(string connectionString)
+    {
+        // Npgsql's builder reports every keyword it knows as present; a plain builder holds only what the string says.
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        var tuned = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true };
+        if (!given.ContainsKey("Timeout")) tuned.Timeout = 5;
+        if (!given.ContainsKey("Command Timeout") && !given.ContainsKey("CommandTimeout")) tuned.CommandTimeout = 15;
+        return tuned.ConnectionString;
+    }
 
     public static ISiloBuilder UseLoyaltyPostgres(this ISiloBuilder silo, string connectionString, PostgresLedgerOptions? ledgerOptions = null)
     {
@@ -55,7 +66,9 @@ public static class PostgresHosting
             options.ConnectionString = tuned;
         });
         var ledger = ledgerOptions ?? new PostgresLedgerOptions();
-        silo.Services.AddSingleton(sp => new PostgresLedger(tuned, ledger, sp.GetRequiredService<ILogger<PostgresLedger>>()));
+        silo.Services.AddSingleton(sp => new PostgresAvailability(sp.GetRequiredService<ILoggerFactory>().CreateLogger("LoyaltyGrains.Database")));
+        silo.Services.AddSingleton(sp => new PostgresLedger(tuned, ledger, sp.GetRequiredService<ILogger<PostgresLedger>>(), sp.GetRequiredService<PostgresAvailability>()));
+        // The same instance: the container disposes it through both registrations, which DisposeAsync tolerates.
         silo.Services.AddSingleton<ILedger>(sp => sp.GetRequiredService<PostgresLedger>());
         return silo;
     }

@@ -22,6 +22,17 @@ public sealed record PostgresLedgerOptions
 
     /// <summary>Appends waiting for a writer at most; further appends wait (back-pressure on the grains).</summary>
     public int QueueAppendsMax { get; init; } = 20_000;
+
+    /// <summary>
+    /// How long an append waits for its commit at most, queue included; past it the caller answers UNAVAILABLE (the outcome
+    /// may be unknown) instead of holding a processor for as long as the database is stuck. A caller's shorter deadline wins.
+    /// </summary>
+    public TimeSpan CommitTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>First pause before reaching the database again after a failure; it doubles up to <see cref="RetryDelayMax"/>.</summary>
+    public TimeSpan RetryDelayMin { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    public TimeSpan RetryDelayMax { get; init; } = TimeSpan.FromSeconds(2);
 }
 
 /// <summary>
@@ -30,6 +41,13 @@ public sealed record PostgresLedgerOptions
 /// prepared statement (keys and rows together, its own transaction), and every caller's task completes only after the commit.
 /// One append (one member change) is all-or-nothing. A unique violation in a batch makes the writer redo that batch
 /// one append per transaction, so only the offending caller gets its <see cref="LedgerConflictException"/>.
+/// <para>
+/// Faults: when the connection breaks (server restart, terminated backend, network) the writer does not know whether
+/// its batch committed. It reconnects with back-off on a fresh connection and a freshly prepared statement, asks the
+/// ledger which of the batch's appends are there (one statement commits all or none), completes those, and writes the
+/// rest again — unless their callers have given up (see <see cref="PostgresLedgerOptions.CommitTimeout"/>), in which case
+/// they answered UNAVAILABLE and the processor's retry decides again. One warning per outage, one line on recovery.
+/// </para>
 /// </summary>
 public sealed class PostgresLedger : ILedger, IAsyncDisposable
 {
@@ -53,6 +71,8 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     private readonly NpgsqlDataSource _source;
     private readonly PostgresLedgerOptions _options;
     private readonly ILogger _logger;
+    private readonly PostgresAvailability _availability;
+    private int _disposed;
     private readonly Channel<PendingAppend> _queue;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task[] _writers;
@@ -60,12 +80,12 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     private long _batches;
     private long _entries;
 
-    public PostgresLedger(string connectionString, PostgresLedgerOptions options, ILogger<PostgresLedger> logger)
+    public PostgresLedger(string connectionString, PostgresLedgerOptions options, ILogger<PostgresLedger> logger, PostgresAvailability? availability = null)
     {
         _options = options;
         _logger = logger;
-        var builder = new NpgsqlConnectionStringBuilder(connectionString) { NoResetOnClose = true };
-        _source = NpgsqlDataSource.Create(builder.ConnectionString);
+        _availability = availability ?? new PostgresAvailability(logger);
+        _source = NpgsqlDataSource.Create(PostgresHosting.Tune(connectionString));
         _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueAppendsMax)
         {
             FullMode = BoundedChannelFullMode.Wait, SingleReader = false, SingleWriter = false,
@@ -77,12 +97,50 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     /// <summary>Batches committed and entries in them since start: the achieved group size is entries / batches.</summary>
     public (long Batches, long Entries) Committed => (Interlocked.Read(ref _batches), Interlocked.Read(ref _entries));
 
+    /// <summary>Whether the database answered the last time anyone here asked (writers, reads, <see cref="PingAsync"/>).</summary>
+    public PostgresAvailability Availability => _availability;
+
     public async Task AppendAsync(IReadOnlyList<LedgerEntry> entries, CancellationToken cancellationToken = default)
     {
         if (entries.Count == 0) return;
         var append = new PendingAppend(entries);
-        await _queue.Writer.WriteAsync(append, cancellationToken);
-        await append.Done.Task.WaitAsync(cancellationToken);
+        try
+        {
+            // Fast path: room in the queue. Otherwise wait for room, but never past the commit bound.
+            if (!_queue.Writer.TryWrite(append))
+            {
+                using var room = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                room.CancelAfter(_options.CommitTimeout);
+                await _queue.Writer.WriteAsync(append, room.Token).ConfigureAwait(false);
+            }
+            var waitMax = _options.CommitTimeout - Stopwatch.GetElapsedTime(append.EnqueuedAt);
+            await append.Done.Task.WaitAsync(waitMax > TimeSpan.Zero ? waitMax : TimeSpan.Zero, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is TimeoutException or OperationCanceledException or ChannelClosedException)
+        {
+            // Still queued: it will never be written, so the caller knows it did not commit. Taken by a writer: unknown.
+            var notCommitted = append.Abandon();
+            throw new LedgerUnavailableException(notCommitted, notCommitted
+                ? "the ledger could not take the message in time (database unreachable or slow); it was not recorded"
+                : "the ledger did not confirm the commit in time (database unreachable or slow); the outcome is unknown", ex);
+        }
+    }
+
+    /// <summary>A cheap round trip for health checks; false when the database does not answer within the time given.</summary>
+    public async Task<bool> PingAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await using var command = _source.CreateCommand("SELECT 1");
+            await command.ExecuteScalarAsync().WaitAsync(timeout).ConfigureAwait(false);
+            _availability.ReportSuccess();
+            return true;
+        }
+        catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) || ex is TimeoutException)
+        {
+            _availability.ReportFailure("health probe", ex);
+            return false;
+        }
     }
 
     public async Task<IReadOnlyList<LedgerEntry>> ReadMemberAsync(string memberId, long afterSequence, CancellationToken cancellationToken = default)
@@ -92,6 +150,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         command.Parameters.Add(new NpgsqlParameter { Value = afterSequence });
         return await ReadEntriesAsync(command, cancellationToken);
     }
+
 
     public async Task<IReadOnlyList<LedgerEntry>> ReadMemberPageAsync(string memberId, long beforeSequence, int limit, CancellationToken cancellationToken = default)
     {
@@ -117,19 +176,28 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         return found.Count == 0 ? null : found[0];
     }
 
+    /// <summary>Stops taking appends, lets the writers finish what is queued (bounded), then closes. Safe to call twice.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _queue.Writer.TryComplete();
-        await Task.WhenAll(_writers).WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-        await _stopping.CancelAsync();
         try
         {
-            await _partitions.ConfigureAwait(false);
+            await Task.WhenAll(_writers).WaitAsync(_options.CommitTimeout + _options.RetryDelayMax).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (TimeoutException)
+        {
+            _logger.LogWarning("Ledger writers did not drain within {Timeout}; their callers already answered UNAVAILABLE", _options.CommitTimeout);
+        }
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll([.. _writers, _partitions]).WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or TimeoutException)
         {
         }
-        await _source.DisposeAsync();
+        await _source.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
 
@@ -141,61 +209,158 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         using var rows = new RowBuffer();
         NpgsqlConnection? connection = null;
         var reader = _queue.Reader;
-        while (await reader.WaitToReadAsync().ConfigureAwait(false))
+        try
         {
-            batch.Clear();
-            var entries = 0;
-            while (entries < _options.BatchEntriesMax && reader.TryRead(out var append))
+            while (await reader.WaitToReadAsync().ConfigureAwait(false))
             {
-                batch.Add(append);
-                entries += append.Entries.Count;
+                batch.Clear();
+                var entries = await TakeBatchAsync(reader, batch).ConfigureAwait(false);
+                if (batch.Count == 0) continue;
+                QueueWaitMs.Record(Stopwatch.GetElapsedTime(batch[0].EnqueuedAt).TotalMilliseconds);
+                connection = await CommitWithRecoveryAsync(writer, connection, rows, batch, entries).ConfigureAwait(false);
             }
-            if (_options.BatchDelayMax > TimeSpan.Zero && entries < _options.BatchEntriesMax)
+        }
+        finally
+        {
+            if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Takes what is queued (up to the batch bound), waiting up to BatchDelayMax for more; skips appends whose callers gave up.</summary>
+    private async Task<int> TakeBatchAsync(ChannelReader<PendingAppend> reader, List<PendingAppend> batch)
+    {
+        var entries = 0;
+        while (entries < _options.BatchEntriesMax && reader.TryRead(out var append))
+        {
+            if (!append.TryClaim()) continue;
+            batch.Add(append);
+            entries += append.Entries.Count;
+        }
+        if (_options.BatchDelayMax <= TimeSpan.Zero || entries >= _options.BatchEntriesMax) return entries;
+        using var delay = new CancellationTokenSource(_options.BatchDelayMax);
+        try
+        {
+            while (entries < _options.BatchEntriesMax && await reader.WaitToReadAsync(delay.Token).ConfigureAwait(false))
             {
-                using var delay = new CancellationTokenSource(_options.BatchDelayMax);
-                try
+                while (entries < _options.BatchEntriesMax && reader.TryRead(out var append))
                 {
-                    while (entries < _options.BatchEntriesMax && await reader.WaitToReadAsync(delay.Token).ConfigureAwait(false))
-                    {
-                        while (entries < _options.BatchEntriesMax && reader.TryRead(out var append))
-                        {
-                            batch.Add(append);
-                            entries += append.Entries.Count;
-                        }
-                    }
-                }
-                catch (OperationCanceledException)
-                {
+                    if (!append.TryClaim()) continue;
+                    batch.Add(append);
+                    entries += append.Entries.Count;
                 }
             }
-            if (batch.Count == 0) continue;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        return entries;
+    }
+
+    /// <summary>
+    /// Writes one batch, through any number of connection failures: after a failure the outcome is unknown, so the next
+    /// attempt first asks which appends committed. Returns the connection to keep using (null when it was dropped).
+    /// </summary>
+    private async Task<NpgsqlConnection?> CommitWithRecoveryAsync(int writer, NpgsqlConnection? connection, RowBuffer rows, List<PendingAppend> batch, int entries)
+    {
+        var failures = 0;
+        while (true)
+        {
             try
             {
-                var started = Stopwatch.GetTimestamp();
-                QueueWaitMs.Record(Stopwatch.GetElapsedTime(batch[0].EnqueuedAt, started).TotalMilliseconds);
                 connection ??= await _source.OpenConnectionAsync().ConfigureAwait(false);
+                if (failures > 0)
+                {
+                    await CompleteCommittedAsync(connection, batch).ConfigureAwait(false);
+                    batch.RemoveAll(append => append.DropIfCallerGone());
+                    if (batch.Count == 0) return connection;
+                    entries = batch.Sum(append => append.Entries.Count);
+                }
+                var started = Stopwatch.GetTimestamp();
                 await CommitBatchAsync(connection, rows, batch).ConfigureAwait(false);
                 BatchWriteMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 BatchEntries.Record(entries);
                 Interlocked.Increment(ref _batches);
                 Interlocked.Add(ref _entries, entries);
-                foreach (var append in batch) append.Done.TrySetResult();
+                foreach (var append in batch) append.Complete();
+                _availability.ReportSuccess();
+                return connection;
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
             {
                 // Rare: a reused transaction id or a second writer of a member. Find out whose, one append at a time.
                 await CommitOneByOneAsync(connection!, rows, batch).ConfigureAwait(false);
+                if (connection!.State == System.Data.ConnectionState.Open) return connection;
+                await DropAsync(connection, rows).ConfigureAwait(false);
+                return null;
+            }
+            catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) && !_stopping.IsCancellationRequested)
+            {
+                _availability.ReportFailure($"ledger writer {writer}", ex);
+                await DropAsync(connection, rows).ConfigureAwait(false);
+                connection = null;
+                failures++;
+                try
+                {
+                    await Task.Delay(RetryDelay(failures), _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    FailAll(batch, new LedgerUnavailableException(notCommitted: false, "the ledger is stopping; the outcome is unknown", ex));
+                    return null;
+                }
             }
             catch (Exception ex)
             {
+                // Not a lost connection: the statement itself failed, so nothing of it committed. A bug or a broken invariant.
                 _logger.LogError(ex, "Ledger writer {Writer}: a batch of {Entries} entries failed; its {Appends} callers get the error", writer, entries, batch.Count);
-                foreach (var append in batch) append.Done.TrySetException(ex);
-                if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
-                connection = null;
-                rows.Forget();
+                FailAll(batch, failures == 0 ? ex : new LedgerUnavailableException(notCommitted: false, "the ledger write failed after a lost connection; the outcome is unknown", ex));
+                await DropAsync(connection, rows).ConfigureAwait(false);
+                return null;
             }
         }
-        if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private TimeSpan RetryDelay(int failures)
+    {
+        var ticks = _options.RetryDelayMin.Ticks << Math.Min(failures - 1, 16);
+        return TimeSpan.FromTicks(Math.Min(ticks, _options.RetryDelayMax.Ticks));
+    }
+
+    /// <summary>Completes the appends whose rows are in the ledger: an append commits whole, so its first message id tells.</summary>
+    private static async Task CompleteCommittedAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    {
+        await using var command = new NpgsqlCommand("SELECT message_id FROM loyalty.ledger_keys WHERE message_id = ANY($1)", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = batch.Select(append => append.Entries[0].MessageId).ToArray() });
+        var committed = new HashSet<string>(StringComparer.Ordinal);
+        await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync().ConfigureAwait(false)) committed.Add(reader.GetString(0));
+        }
+        if (committed.Count == 0) return;
+        batch.RemoveAll(append =>
+        {
+            if (!committed.Contains(append.Entries[0].MessageId)) return false;
+            append.Complete();
+            return true;
+        });
+    }
+
+    private static void FailAll(List<PendingAppend> batch, Exception error)
+    {
+        foreach (var append in batch) append.Fail(error);
+    }
+
+    private static async Task DropAsync(NpgsqlConnection? connection, RowBuffer rows)
+    {
+        rows.Forget();
+        if (connection is null) return;
+        try
+        {
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (PostgresFaults.IsUnavailable(ex))
+        {
+        }
     }
 
     private static async Task CommitBatchAsync(NpgsqlConnection connection, RowBuffer rows, List<PendingAppend> batch)
@@ -217,7 +382,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                 if (taken is not null)
                 {
                     await transaction.RollbackAsync().ConfigureAwait(false);
-                    append.Done.TrySetException(new LedgerConflictException(LedgerConflictKind.MessageId, taken, $"message id '{taken}' is already in the ledger"));
+                    append.Fail(new LedgerConflictException(LedgerConflictKind.MessageId, taken, $"message id '{taken}' is already in the ledger"));
                     continue;
                 }
                 rows.Fill([append]);
@@ -228,17 +393,25 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                 await transaction.CommitAsync().ConfigureAwait(false);
                 Interlocked.Increment(ref _batches);
                 Interlocked.Add(ref _entries, append.Entries.Count);
-                append.Done.TrySetResult();
+                append.Complete();
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
             {
                 var first = append.Entries[0];
-                append.Done.TrySetException(new LedgerConflictException(LedgerConflictKind.Sequence, first.MessageId,
+                append.Fail(new LedgerConflictException(LedgerConflictKind.Sequence, first.MessageId,
                     $"member '{first.MemberId}' already has sequence {first.Sequence}: another activation wrote it", ex));
+            }
+            catch (Exception ex) when (PostgresFaults.IsUnavailable(ex))
+            {
+                // The connection went mid-way: this append and the rest have an unknown outcome; the processor retries.
+                _availability.ReportFailure("ledger writer", ex);
+                var unknown = new LedgerUnavailableException(notCommitted: false, "the connection to the ledger was lost; the outcome is unknown", ex);
+                foreach (var rest in batch) rest.Fail(unknown);
+                return;
             }
             catch (Exception ex)
             {
-                append.Done.TrySetException(ex);
+                append.Fail(ex);
             }
         }
     }
@@ -252,7 +425,23 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
 
     // ------------------------------------------------------------------ reads and upkeep
 
-    private static async Task<IReadOnlyList<LedgerEntry>> ReadEntriesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    /// <summary>Reads entries; a lost connection is reported (once per outage) and surfaces as an unavailable ledger.</summary>
+    private async Task<IReadOnlyList<LedgerEntry>> ReadEntriesAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var entries = await ReadRowsAsync(command, cancellationToken).ConfigureAwait(false);
+            _availability.ReportSuccess();
+            return entries;
+        }
+        catch (Exception ex) when (PostgresFaults.IsUnavailable(ex))
+        {
+            _availability.ReportFailure("ledger read", ex);
+            throw new LedgerUnavailableException(notCommitted: true, "the ledger cannot be read: the database is unreachable", ex);
+        }
+    }
+
+    private static async Task<IReadOnlyList<LedgerEntry>> ReadRowsAsync(NpgsqlCommand command, CancellationToken cancellationToken)
     {
         var entries = new List<LedgerEntry>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
@@ -355,9 +544,13 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             return _command;
         }
 
-        /// <summary>The connection was dropped: prepare again on the next one.</summary>
+        /// <summary>
+        /// The connection was dropped: prepare again on the next one. The parameters are detached from the old command
+        /// first — a parameter belongs to one command at a time, and the next command reuses them.
+        /// </summary>
         public void Forget()
         {
+            _command?.Parameters.Clear();
             _command?.Dispose();
             _command = null;
         }
@@ -405,8 +598,17 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// One caller's entries on their way to the database. A writer claims it before writing; a caller that gives up
+    /// before that drops it, so it is known never to commit. A caller that gives up while it is being written leaves an
+    /// unknown outcome, and the writer does not write it again after a failure.
+    /// </summary>
     private sealed class PendingAppend(IReadOnlyList<LedgerEntry> entries)
     {
+        private const int Queued = 0, Claimed = 1, Dropped = 2;
+        private int _state;
+        private volatile bool _callerGone;
+
         public IReadOnlyList<LedgerEntry> Entries { get; } = entries;
 
         public long EnqueuedAt { get; } = Stopwatch.GetTimestamp();
@@ -414,5 +616,28 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         // Completed by a writer thread. A grain's continuation never runs there: awaited in a grain turn, it is queued to
         // the grain's own scheduler. So no forced thread-pool hop first (measured: it added ~1-2 ms per commit under load).
         public TaskCompletionSource Done { get; } = new();
+
+        /// <summary>Writer: take it for writing; false when its caller already gave up.</summary>
+        public bool TryClaim() => !_callerGone && Interlocked.CompareExchange(ref _state, Claimed, Queued) == Queued;
+
+        /// <summary>Caller: gives up waiting. True when it was never taken, so it is known not to commit.</summary>
+        public bool Abandon()
+        {
+            _callerGone = true;
+            return Interlocked.CompareExchange(ref _state, Dropped, Queued) != Claimed;
+        }
+
+        /// <summary>Writer, after a failed attempt that did not commit it: drop it if nobody waits for it any more.</summary>
+        public bool DropIfCallerGone()
+        {
+            if (!_callerGone) return false;
+            Volatile.Write(ref _state, Dropped);
+            Done.TrySetException(new LedgerUnavailableException(notCommitted: true, "dropped after its caller gave up"));
+            return true;
+        }
+
+        public void Complete() => Done.TrySetResult();
+
+        public void Fail(Exception error) => Done.TrySetException(error);
     }
 }

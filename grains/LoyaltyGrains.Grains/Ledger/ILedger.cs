@@ -57,3 +57,29 @@ public sealed class LedgerConflictException : Exception
     public LedgerConflictKind Kind { get; }
     public string MessageId { get; } = "";
 }
+
+/// <summary>
+/// The ledger could not confirm a commit in time: the database is unreachable, slow, or the caller's deadline passed.
+/// When <see cref="NotCommitted"/> is false the outcome is unknown (the entries may still commit); either way the
+/// processor's retry with the same transaction id is safe, and the member rebuilds from the ledger before deciding again.
+/// </summary>
+public sealed class LedgerUnavailableException : Exception
+{
+    public LedgerUnavailableException()
+    {
+    }
+
+    public LedgerUnavailableException(string message) : base(message)
+    {
+    }
+
+    public LedgerUnavailableException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+
+    public LedgerUnavailableException(bool notCommitted, string message, Exception? innerException = null) : base(message, innerException) =>
+        NotCommitted = notCommitted;
+
+    /// <summary>True when the entries are known never to commit (they never reached the database and never will).</summary>
+    public bool NotCommitted { get; }
+}

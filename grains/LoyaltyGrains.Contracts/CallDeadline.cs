@@ -1,0 +1,28 @@
+namespace LoyaltyGrains.Contracts;
+
+/// <summary>
+/// The caller's gRPC deadline, carried with every grain call of a request (Orleans' RequestContext), so a grain stops
+/// waiting on the database when nobody will read its reply any more.
+/// </summary>
+public static class CallDeadline
+{
+    private const string Key = "lg-deadline";
+
+    /// <summary>Gateway: records the request's deadline (UTC); DateTime.MaxValue means none.</summary>
+    public static void Set(DateTime deadlineUtc)
+    {
+        if (deadlineUtc == DateTime.MaxValue) return;
+        RequestContext.Set(Key, deadlineUtc.ToUniversalTime().Ticks);
+    }
+
+    /// <summary>Grain: whether the caller's deadline has passed (nobody waits for the reply: do no work for it).</summary>
+    public static bool HasPassed() => RequestContext.Get(Key) is long ticks && ticks <= DateTime.UtcNow.Ticks;
+
+    /// <summary>Grain: a token cancelled at the caller's deadline, or null when the caller gave none.</summary>
+    public static CancellationTokenSource? CancellationSource()
+    {
+        if (RequestContext.Get(Key) is not long ticks) return null;
+        var remaining = new DateTime(ticks, DateTimeKind.Utc) - DateTime.UtcNow;
+        return new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+    }
+}
