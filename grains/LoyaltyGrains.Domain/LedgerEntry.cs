@@ -28,6 +28,8 @@ public enum EntryKind
     ExpireLots = 16,
     /// <summary>A referral bonus: the referred member's own, or its referrer's (Detail names the referred member).</summary>
     ReferralBonus = 17,
+    /// <summary>A parked reversal whose authorization never came within the hold period: dropped (Detail: its transaction id).</summary>
+    ParkedReversalExpired = 18,
 }
 
 /// <summary>

@@ -130,7 +130,7 @@ public sealed class MemberAccount
             PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor,
             PendingAfterMinor = State.PendingMinor + accrual.TotalMinor, AvailableAfterMinor = State.AvailableMinor,
         });
-        ApplyParkedReversals(command.TransactionId, now);
+        if (outcome.IsOk) ApplyParkedReversals(command.TransactionId, now);
         return outcome;
     }
 
@@ -198,7 +198,7 @@ public sealed class MemberAccount
             PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
             LotExpiresAt = LotExpiry(programs.At(now), now),
         });
-        if (!accrual.Excluded) EarnReferral(programs.At(now), now);
+        if (outcome.IsOk && !accrual.Excluded) EarnReferral(programs.At(now), now);
         return outcome;
     }
 
@@ -227,7 +227,7 @@ public sealed class MemberAccount
             PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
             LotExpiresAt = LotExpiry(programs.At(now), now),
         });
-        if (!accrual.Excluded) EarnReferral(programs.At(now), now);
+        if (outcome.IsOk && !accrual.Excluded) EarnReferral(programs.At(now), now);
         return outcome;
     }
 
@@ -240,7 +240,13 @@ public sealed class MemberAccount
 
         if (!State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
         {
-            // The reversal overtook its authorization: record it now, apply it when the authorization arrives.
+            // The reversal overtook its authorization: record it now, apply it when the authorization arrives — within
+            // bounds: a member holds at most so many (rule "parked reversals"), and each expires after the hold period.
+            if (ParkedReversalCount() >= Limits.ParkedReversalsMax)
+            {
+                return Fail(RejectionKind.ResourceExhausted,
+                    $"authorization_id: not known, and {Limits.ParkedReversalsMax} reversals already wait for their authorizations on this member");
+            }
             return Commit(new LedgerEntry
             {
                 Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ReverseParked, MemberId = MemberId,
@@ -468,11 +474,46 @@ public sealed class MemberAccount
         return State;
     }
 
-    /// <summary>Housekeeping every touch does first: pending authorizations past the hold, bonus lots past expiry.</summary>
+    /// <summary>Housekeeping every touch does first: pending authorizations past the hold, parked reversals past it, bonus lots past expiry.</summary>
     public void Touch(ProgramConfig program, DateTimeOffset now)
     {
         ExpirePending(program, now);
+        ExpireParkedReversals(program, now);
         ExpireLots(now);
+    }
+
+    /// <summary>Rule "parked reversals": a reversal whose authorization has not come within the hold period is dropped.</summary>
+    public void ExpireParkedReversals(ProgramConfig program, DateTimeOffset now)
+    {
+        if (State.ParkedReversals is not { Count: > 0 } parked) return;
+        var cutoff = now.AddDays(-program.AuthorizationHoldDays);
+        List<(string AuthorizationId, ParkedReversal Reversal)>? expired = null;
+        foreach (var (authorizationId, reversals) in parked)
+        {
+            foreach (var reversal in reversals)
+            {
+                if (reversal.RecordedAt < cutoff) (expired ??= []).Add((authorizationId, reversal));
+            }
+        }
+        if (expired is null) return;
+        foreach (var (authorizationId, reversal) in expired.OrderBy(e => e.Reversal.RecordedAt).ThenBy(e => e.Reversal.TransactionId, StringComparer.Ordinal))
+        {
+            Record(new LedgerEntry
+            {
+                Sequence = State.Sequence + 1, MessageId = "expire-parked:" + MemberId + ":" + reversal.TransactionId, Kind = EntryKind.ParkedReversalExpired,
+                MemberId = MemberId, CardId = reversal.CardId, PurchaseId = authorizationId, AmountMinor = reversal.AmountMinor,
+                OccurredAt = now, RecordedAt = now, Detail = reversal.TransactionId,
+                PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            });
+        }
+    }
+
+    private int ParkedReversalCount()
+    {
+        if (State.ParkedReversals is null) return 0;
+        var count = 0;
+        foreach (var reversals in State.ParkedReversals.Values) count += reversals.Count;
+        return count;
     }
 
     /// <summary>Rule "expiry": lots past their date are written off, oldest first, on next touch or sweep.</summary>
@@ -549,6 +590,7 @@ public sealed class MemberAccount
             case EntryKind.Capture: ApplyCapture(entry); break;
             case EntryKind.Reverse or EntryKind.ReverseApplied or EntryKind.ExpirePending: ApplyReversal(entry); break;
             case EntryKind.ReverseParked: ApplyParked(entry); break;
+            case EntryKind.ParkedReversalExpired: ApplyParkedExpired(entry); break;
             case EntryKind.Refund: ApplyRefund(entry); break;
             case EntryKind.ChooseCategories: Month(entry.PurchaseMonth).ChosenCategories = entry.Detail.Length == 0 ? [] : entry.Detail.Split(','); break;
             case EntryKind.AuthorizeLate: break;
@@ -721,6 +763,14 @@ public sealed class MemberAccount
         list.Add(new ParkedReversal { TransactionId = entry.MessageId, CardId = entry.CardId, AmountMinor = entry.AmountMinor, RecordedAt = entry.RecordedAt });
     }
 
+    private void ApplyParkedExpired(LedgerEntry entry)
+    {
+        if (State.ParkedReversals is null || !State.ParkedReversals.TryGetValue(entry.PurchaseId, out var list)) return;
+        list.RemoveAll(reversal => reversal.TransactionId == entry.Detail);
+        if (list.Count == 0) State.ParkedReversals.Remove(entry.PurchaseId);
+        if (State.ParkedReversals.Count == 0) State.ParkedReversals = null;
+    }
+
     private void ApplyRefund(LedgerEntry entry)
     {
         var purchase = State.Purchases[entry.PurchaseId];
@@ -812,8 +862,14 @@ public sealed class MemberAccount
         return processed.ToOutcome(transactionId);
     }
 
-    private PostingOutcome Commit(LedgerEntry entry)
+    /// <summary>Records a posting, unless it would take a balance past the engine's maximum (rule "balance bounds").</summary>
+    private Result<PostingOutcome> Commit(LedgerEntry entry)
     {
+        if (Math.Abs(entry.AvailableAfterMinor) > Limits.BalanceMinorMax || Math.Abs(entry.PendingAfterMinor) > Limits.BalanceMinorMax)
+        {
+            return Fail(RejectionKind.FailedPrecondition,
+                $"amount_minor: the member's balance would pass the maximum of {Limits.BalanceMinorMax} minor units; nothing was recorded");
+        }
         Record(entry);
         return PostingOutcome.From(entry, duplicate: false);
     }

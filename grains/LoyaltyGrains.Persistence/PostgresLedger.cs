@@ -271,6 +271,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                 if (failures > 0)
                 {
                     await CompleteCommittedAsync(connection, batch).ConfigureAwait(false);
+                    _availability.ReportSuccess();
                     batch.RemoveAll(append => append.DropIfCallerGone());
                     if (batch.Count == 0) return connection;
                     entries = batch.Sum(append => append.Entries.Count);

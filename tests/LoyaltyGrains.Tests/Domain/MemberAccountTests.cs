@@ -233,4 +233,75 @@ public sealed class MemberAccountTests
         foreach (var entry in _ledger) replica.Apply(entry);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(_account.State), System.Text.Json.JsonSerializer.Serialize(replica.State));
     }
+
+    [Fact]
+    public void A_capture_without_occurred_at_or_currency_retried_later_is_a_duplicate_not_a_conflict()
+    {
+        Authorize("a1", 100_000);
+        // The processor left out the time and currency: the member fills them from its clock and the authorization.
+        var first = Ok(_account.Capture(new CaptureCommand("c1", "a1", "card-1", 100_000, null, -1, "", ""), Programs, Catalogue, T0));
+        var retry = Ok(_account.Capture(new CaptureCommand("c1", "a1", "card-1", 100_000, null, -1, "", ""), Programs, Catalogue, T0.AddSeconds(7)));
+        Assert.True(retry.Duplicate);
+        Assert.Equal(first.AvailableAfterMinor, retry.AvailableAfterMinor);
+        Assert.Equal(T0, _ledger.Single(e => e.MessageId == "c1").OccurredAt);
+        Rejected(_account.Capture(new CaptureCommand("c1", "a1", "card-1", 90_000, null, -1, "", ""), Programs, Catalogue, T0), RejectionKind.AlreadyExists);
+    }
+
+    [Fact]
+    public void A_force_post_without_occurred_at_retried_later_is_a_duplicate()
+    {
+        var first = Ok(_account.Capture(new CaptureCommand("f1", "", "card-1", 50_000, null, 5411, "shop", ""), Programs, Catalogue, T0));
+        var retry = Ok(_account.Capture(new CaptureCommand("f1", "", "card-1", 50_000, null, 5411, "shop", ""), Programs, Catalogue, T0.AddMinutes(3)));
+        Assert.True(retry.Duplicate);
+        Assert.Equal(first.AccruedMinor, retry.AccruedMinor);
+        Assert.Equal("RUB", _ledger.Single(e => e.MessageId == "f1").Currency);
+    }
+
+    [Fact]
+    public void A_capture_in_another_currency_than_its_authorization_is_refused_and_changes_nothing()
+    {
+        Authorize("a1", 100_000);
+        var sequence = _account.State.Sequence;
+        var refused = Rejected(_account.Capture(new CaptureCommand("c1", "a1", "card-1", 100_000, T0, -1, "", "USD"), Programs, Catalogue, T0), RejectionKind.InvalidArgument);
+        Assert.StartsWith("currency:", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(sequence, _account.State.Sequence);
+        Assert.Equal(1_000, _account.State.PendingMinor);
+    }
+
+    [Fact]
+    public void Parked_reversals_are_bounded_per_member_and_expire_after_the_hold_period()
+    {
+        for (var i = 0; i < Limits.ParkedReversalsMax; i++) Ok(TryReverse($"v{i}", $"never-{i}", 0));
+        var refused = Rejected(TryReverse("one-more", "never-x", 0), RejectionKind.ResourceExhausted);
+        Assert.StartsWith("authorization_id:", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(Limits.ParkedReversalsMax, _account.State.ParkedReversals!.Values.Sum(list => list.Count));
+
+        // Past the hold period the next touch drops them all; a new reversal may wait again.
+        var later = T0.AddDays(ProgramConfig.Default.AuthorizationHoldDays).AddMinutes(1);
+        Ok(_account.Reverse(new ReverseCommand("after-hold", "never-y", "card-1", 0, later), Programs, later));
+        Assert.Equal(Limits.ParkedReversalsMax, _ledger.Count(e => e.Kind == EntryKind.ParkedReversalExpired));
+        Assert.Equal(["never-y"], _account.State.ParkedReversals!.Keys);
+
+        // An authorization that finally arrives after its reversal expired is simply pending.
+        Authorize("never-3", 100_000, now: later);
+        Assert.Equal(1_000, _account.State.PendingMinor);
+
+        var replica = new MemberAccount("anna");
+        foreach (var entry in _ledger) replica.Apply(entry);
+        Assert.Equal(System.Text.Json.JsonSerializer.Serialize(_account.State), System.Text.Json.JsonSerializer.Serialize(replica.State));
+    }
+
+    [Fact]
+    public void A_posting_that_would_take_the_balance_past_the_maximum_is_refused()
+    {
+        var rich = new MemberAccount(new MemberState { MemberId = "rich" });
+        Assert.True(rich.Enroll(new EnrollCommand("rich", false, "", ""), ProgramConfig.Default, T0).IsOk);
+        rich.ClearUncommitted();
+        rich.State.AvailableMinor = Limits.BalanceMinorMax - 100;
+        var refused = rich.Capture(new CaptureCommand("f1", "", "card-1", 100_000, T0, 5411, "shop", "RUB"), Programs, Catalogue, T0);
+        Assert.False(refused.IsOk);
+        Assert.Equal(RejectionKind.FailedPrecondition, refused.Rejection!.Kind);
+        Assert.Equal(Limits.BalanceMinorMax - 100, rich.State.AvailableMinor);
+        Assert.DoesNotContain(rich.Uncommitted, e => e.MessageId == "f1");
+    }
 }

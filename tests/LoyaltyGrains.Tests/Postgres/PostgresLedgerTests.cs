@@ -98,6 +98,70 @@ public sealed class PostgresLedgerTests : IAsyncLifetime
         Assert.Contains("sequence gap", violations.Single(v => v.MemberId == "gap").Problem, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Appends_commit_again_after_every_connection_of_the_database_is_terminated()
+    {
+        // Before: the writer reused its prepared statement's parameters on the new connection and failed every later
+        // batch ("The parameter already belongs to a collection") until the process restarted.
+        for (var round = 1; round <= 3; round++)
+        {
+            await _ledger.AppendAsync([Entry("t", round, $"t-{round}")]);
+            await ExecuteAsync($"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{_database.Name}' AND pid <> pg_backend_pid()");
+        }
+        var after = Enumerable.Range(0, 50).Select(i => _ledger.AppendAsync([Entry($"after{i}", 1, $"after-{i}")])).ToArray();
+        await Task.WhenAll(after).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(53, await CountAsync("SELECT count(*) FROM loyalty.ledger"));
+        Assert.True(_ledger.Availability.IsAvailable);
+    }
+
+    [Fact]
+    public async Task A_commit_held_up_by_the_database_answers_unavailable_within_the_bound_and_its_real_outcome_is_kept()
+    {
+        await using var ledger = new PostgresLedger(_database.ConnectionString, new PostgresLedgerOptions { CommitTimeout = TimeSpan.FromMilliseconds(500) },
+            NullLogger<PostgresLedger>.Instance);
+        await ledger.AppendAsync([Entry("warm", 1, "warm-1")]);
+        // A lock held elsewhere stands in for a frozen server: the writer's INSERT waits on it.
+        await using var blocker = new NpgsqlConnection(_database.ConnectionString);
+        await blocker.OpenAsync();
+        await using var transaction = await blocker.BeginTransactionAsync();
+        await using (var lockTable = new NpgsqlCommand("LOCK TABLE loyalty.ledger_keys IN ACCESS EXCLUSIVE MODE", blocker, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var held = await Assert.ThrowsAsync<LedgerUnavailableException>(() => ledger.AppendAsync([Entry("held", 1, "held-1")]));
+        var waited = started.Elapsed;
+        Assert.False(held.NotCommitted); // taken by a writer: the outcome is unknown
+        Assert.True(waited < TimeSpan.FromSeconds(5), $"the append waited {waited} with a 500 ms bound");
+        await transaction.RollbackAsync();
+        // The writer's statement goes through once the lock is gone: "unknown" was the truth, and the ledger keeps it.
+        LedgerEntry? kept = null;
+        for (var i = 0; i < 100 && kept is null; i++)
+        {
+            kept = await ledger.FindAsync("held-1");
+            if (kept is null) await Task.Delay(50);
+        }
+        Assert.NotNull(kept);
+        await ledger.AppendAsync([Entry("held", 2, "held-2")]);
+    }
+
+    [Fact]
+    public async Task Disposing_twice_is_harmless()
+    {
+        var ledger = new PostgresLedger(_database.ConnectionString, new PostgresLedgerOptions(), NullLogger<PostgresLedger>.Instance);
+        await ledger.AppendAsync([Entry("d", 1, "d-1")]);
+        await ledger.DisposeAsync();
+        await ledger.DisposeAsync();
+    }
+
+    private async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(_database.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     private async Task<long> CountAsync(string sql)
     {
         await using var connection = new NpgsqlConnection(_database.ConnectionString);
