@@ -434,6 +434,11 @@ public sealed class MemberGrain(
         {
             logger.LogDebug(ex, "Member {MemberId}: snapshot not written (database unreachable); the sweep tries again", MemberId);
         }
+        catch (Exception ex)
+        {
+            // E.g. another activation wrote it (a stale etag): the ledger is the truth, the reply stands.
+            logger.LogWarning(ex, "Member {MemberId}: snapshot not written; the next activation replays more of the ledger", MemberId);
+        }
     }
 
     /// <summary>A ledger read; an unreachable database answers UNAVAILABLE (nothing changed).</summary>
