@@ -15,6 +15,8 @@ public sealed record LedgerAudit(int Acknowledged, int Lost, int Doubled, int Re
 {
     private const int ExamplesMax = 10;
     private static readonly TimeSpan CallDeadline = TimeSpan.FromSeconds(10);
+    /// <summary>The whole audit's time through the silo: an engine that stopped answering fails the audit, it does not hang it.</summary>
+    private static readonly TimeSpan Budget = TimeSpan.FromSeconds(90);
 
     public bool IsClean => Lost == 0 && Doubled == 0 && RetriesNotIdentical == 0 && BalanceMismatches == 0 && Violations.Count == 0;
 
@@ -28,6 +30,9 @@ public sealed record LedgerAudit(int Acknowledged, int Lost, int Doubled, int Re
     /// <summary>Audits through the silo on <paramref name="channel"/> (replies, balances) and the database itself (the ledger).</summary>
     public static async Task<LedgerAudit> RunAsync(GrpcChannel channel, string connectionString, IReadOnlyList<LoadMember> members, IReadOnlyCollection<Acknowledged> acknowledged)
     {
+        var budget = System.Diagnostics.Stopwatch.StartNew();
+        // Each call's deadline, or null once the budget is spent (that check then counts as failed, unmade).
+        DateTime? Deadline() => Budget - budget.Elapsed is { Ticks: > 0 } left ? DateTime.UtcNow + (left < CallDeadline ? left : CallDeadline) : null;
         var examples = new List<string>();
         void Example(string text)
         {
@@ -53,7 +58,7 @@ public sealed record LedgerAudit(int Acknowledged, int Lost, int Doubled, int Re
         {
             foreach (var message in messages)
             {
-                var wrong = await RetryProblemAsync(processing, message);
+                var wrong = Deadline() is { } deadline ? await RetryProblemAsync(processing, message, deadline) : $"not retried: the audit's {Budget.TotalSeconds:0} s were spent";
                 if (wrong is null) continue;
                 Interlocked.Increment(ref retriesWrong);
                 Example($"retry of {message.TransactionId}: {wrong}");
@@ -68,7 +73,8 @@ public sealed record LedgerAudit(int Acknowledged, int Lost, int Doubled, int Re
             string? problem;
             try
             {
-                var balance = await balances.GetBalanceAsync(new GetBalanceRequest { MemberId = member.MemberId }, deadline: DateTime.UtcNow + CallDeadline);
+                if (Deadline() is not { } deadline) throw new RpcException(new Status(StatusCode.DeadlineExceeded, "the audit's time was spent"));
+                var balance = await balances.GetBalanceAsync(new GetBalanceRequest { MemberId = member.MemberId }, deadline: deadline);
                 problem = balance.AvailableMinor == sums.Available && balance.PendingMinor == sums.Pending
                     ? null
                     : $"engine says available {balance.AvailableMinor} pending {balance.PendingMinor}, its ledger rows sum to {sums.Available} and {sums.Pending}";
@@ -87,12 +93,12 @@ public sealed record LedgerAudit(int Acknowledged, int Lost, int Doubled, int Re
     }
 
     /// <summary>Null when a retry is DUPLICATE with the acknowledged figures; otherwise what it was instead.</summary>
-    private static async Task<string?> RetryProblemAsync(Processing.ProcessingClient processing, Acknowledged message)
+    private static async Task<string?> RetryProblemAsync(Processing.ProcessingClient processing, Acknowledged message, DateTime deadline)
     {
         PostingReply again;
         try
         {
-            again = await message.Send(processing, DateTime.UtcNow + CallDeadline);
+            again = await message.Send(processing, deadline);
         }
         catch (RpcException ex)
         {
