@@ -233,7 +233,7 @@ public sealed class FaultReport
     public IReadOnlyList<string> Problems { get; }
 
     public string Summary => string.Join("; ",
-        $"{Fault} after {AcknowledgedBefore} acknowledged",
+        $"{Fault}; {AcknowledgedBefore} acknowledged before the fault",
         Audit.Summary,
         $"statuses during the fault: {Names.Describe(During)}" +
             (FirstError is { } firstError ? $" (first +{Seconds(firstError)}, last +{Seconds(LastError)} from fault start)" : "") +
