@@ -1,36 +1,96 @@
 using System.Diagnostics;
+using System.Globalization;
+using Grpc.Health.V1;
 using Grpc.Net.Client;
 
 namespace LoyaltyGrains.Tests.Durability;
 
-/// <summary>The real silo (silo/LoyaltyGrains.Silo.dll) as a separate OS process on loopback ports, to kill -9.</summary>
+/// <summary>The real silo (silo/LoyaltyGrains.Silo.dll) as a separate OS process on loopback ports, to kill -9 or SIGTERM.</summary>
 public sealed class SiloProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly System.Text.StringBuilder _log = new();
+    private const int HeadCharsMax = 100_000;
+    private const int TailLinesMax = 200;
 
-    private SiloProcess(Process process, int grpcPort)
+    private readonly Process _process;
+    private readonly Stopwatch _started;
+    // The start of the log (how it came up) and its last lines (what it did last): a storming log keeps both readable.
+    private readonly System.Text.StringBuilder _head = new();
+    private readonly Queue<string> _tail = new();
+    private long _headLines;
+    private long _lines;
+
+    private SiloProcess(Process process, int grpcPort, Stopwatch started)
     {
         _process = process;
+        _started = started;
         GrpcPort = grpcPort;
         Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
     }
 
     public int GrpcPort { get; }
     public GrpcChannel Channel { get; }
+    public int Pid => _process.Id;
+    public bool HasExited => _process.HasExited;
+    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+
+    /// <summary>Lines the silo wrote to stdout and stderr so far (all of them, also those the kept log dropped).</summary>
+    public long LogLines
+    {
+        get
+        {
+            lock (_head) return _lines;
+        }
+    }
+
+    /// <summary>The log for a failure message: its start, then its last lines.</summary>
     public string Log
     {
         get
         {
-            lock (_log) return _log.ToString();
+            lock (_head)
+            {
+                var after = _lines - _headLines;
+                var dropped = after - _tail.Count;
+                return _head + (dropped > 0 ? $"[… {dropped} lines …]\n" : "") + string.Join('\n', _tail.TakeLast((int)Math.Min(after, _tail.Count)));
+            }
         }
     }
+
+    /// <summary>The last lines of the log, for failure messages that already have the start.</summary>
+    public string LogTail(int lines = 60)
+    {
+        lock (_head) return string.Join('\n', _tail.TakeLast(lines));
+    }
+
+    /// <summary>Log lines that match, for asserting what the silo said.</summary>
+    public IReadOnlyList<string> LogLinesMatching(Func<string, bool> match)
+    {
+        lock (_head) return [.. _head.ToString().Split('\n').Concat(_tail).Where(match).Distinct()];
+    }
+
+    /// <summary>How long a start may take on a shared CI machine (migrations, Orleans, first health check).</summary>
+    public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(45);
 
     public static (int Grpc, int Silo, int Gateway, int Metrics) FreePorts() => (FreePort(), FreePort(), FreePort(), FreePort());
 
     /// <summary>Starts the silo and waits until its gRPC health check says SERVING; returns the time that took.</summary>
     public static async Task<(SiloProcess Silo, TimeSpan StartTime)> StartAsync(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports,
         TimeSpan timeout)
+    {
+        var silo = Launch(postgres, ports);
+        try
+        {
+            return (silo, await silo.WaitUntilServingAsync(timeout));
+        }
+        catch
+        {
+            await silo.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Starts the silo process and returns at once (it may still be starting, or waiting for its database).</summary>
+    public static SiloProcess Launch(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports)
     {
         var dll = SiloDll();
         var info = new ProcessStartInfo("dotnet", $"\"{dll}\"")
@@ -41,34 +101,47 @@ public sealed class SiloProcess : IAsyncDisposable
             WorkingDirectory = Path.GetDirectoryName(dll)!,
         };
         info.Environment["LOYALTY_POSTGRES"] = postgres;
-        info.Environment["LOYALTY_GRPC_PORT"] = ports.Grpc.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["LOYALTY_SILO_PORT"] = ports.Silo.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["LOYALTY_GATEWAY_PORT"] = ports.Gateway.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["LOYALTY_METRICS_PORT"] = ports.Metrics.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        info.Environment["LOYALTY_GRPC_PORT"] = ports.Grpc.ToString(CultureInfo.InvariantCulture);
+        info.Environment["LOYALTY_SILO_PORT"] = ports.Silo.ToString(CultureInfo.InvariantCulture);
+        info.Environment["LOYALTY_GATEWAY_PORT"] = ports.Gateway.ToString(CultureInfo.InvariantCulture);
+        info.Environment["LOYALTY_METRICS_PORT"] = ports.Metrics.ToString(CultureInfo.InvariantCulture);
         info.Environment["DOTNET_gcServer"] = "0";
         var stopwatch = Stopwatch.StartNew();
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the silo");
-        var silo = new SiloProcess(process, ports.Grpc);
+        var silo = new SiloProcess(process, ports.Grpc, stopwatch);
         process.OutputDataReceived += (_, e) => silo.Append(e.Data);
         process.ErrorDataReceived += (_, e) => silo.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var health = new Grpc.Health.V1.Health.HealthClient(silo.Channel);
+        return silo;
+    }
+
+    /// <summary>Waits until the health check says SERVING; returns the time since launch. Fails at once if the silo exits.</summary>
+    public async Task<TimeSpan> WaitUntilServingAsync(TimeSpan timeout)
+    {
+        var health = new Health.HealthClient(Channel);
+        var waited = Stopwatch.StartNew();
         while (true)
         {
-            if (process.HasExited) throw new InvalidOperationException($"the silo exited with {process.ExitCode}:\n{silo.Log}");
-            if (stopwatch.Elapsed > timeout) throw new TimeoutException($"the silo did not serve within {timeout}:\n{silo.Log}");
-            try
-            {
-                var reply = await health.CheckAsync(new Grpc.Health.V1.HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(1));
-                if (reply.Status == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving) break;
-            }
-            catch (Grpc.Core.RpcException)
-            {
-            }
+            if (_process.HasExited) throw new InvalidOperationException($"the silo exited with {_process.ExitCode}:\n{Log}");
+            if (waited.Elapsed > timeout) throw new TimeoutException($"the silo did not serve within {timeout}:\n{Log}");
+            if (await CheckHealthAsync(health) == HealthCheckResponse.Types.ServingStatus.Serving) return _started.Elapsed;
             await Task.Delay(100);
         }
-        return (silo, stopwatch.Elapsed);
+    }
+
+    /// <summary>The silo's overall health (service ""), or null when it does not answer within a second.</summary>
+    public static async Task<HealthCheckResponse.Types.ServingStatus?> CheckHealthAsync(Health.HealthClient health)
+    {
+        try
+        {
+            var reply = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(1));
+            return reply.Status;
+        }
+        catch (Grpc.Core.RpcException)
+        {
+            return null;
+        }
     }
 
     /// <summary>kill -9: no shutdown hooks, no flush, nothing graceful.</summary>
@@ -76,6 +149,30 @@ public sealed class SiloProcess : IAsyncDisposable
     {
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         _process.WaitForExit(10_000);
+    }
+
+    /// <summary>SIGTERM, as systemd or Kubernetes stop a service: the silo should drain and exit by itself.</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited && !Signals.Send(_process.Id, Signals.Term) && !_process.HasExited)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} failed");
+        }
+    }
+
+    /// <summary>Waits at most <paramref name="timeout"/> for the process to exit; its exit code, or null if it is still running.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var limit = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        return _process.ExitCode;
     }
 
     public async ValueTask DisposeAsync()
@@ -89,9 +186,16 @@ public sealed class SiloProcess : IAsyncDisposable
     private void Append(string? line)
     {
         if (line is null) return;
-        lock (_log)
+        lock (_head)
         {
-            if (_log.Length < 200_000) _log.AppendLine(line);
+            _lines++;
+            if (_head.Length < HeadCharsMax)
+            {
+                _head.AppendLine(line);
+                _headLines++;
+            }
+            _tail.Enqueue(line);
+            if (_tail.Count > TailLinesMax) _tail.Dequeue();
         }
     }
 
@@ -108,7 +212,7 @@ public sealed class SiloProcess : IAsyncDisposable
         throw new FileNotFoundException($"silo/bin/{configuration}/{testBin.Name}/LoyaltyGrains.Silo.dll not found; build the solution first");
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
         listener.Start();

@@ -1,0 +1,269 @@
+using System.Diagnostics;
+using System.Globalization;
+using LoyaltyGrains.Tests.Durability;
+using Npgsql;
+
+namespace LoyaltyGrains.Tests.Faults;
+
+/// <summary>
+/// A throwaway PostgreSQL cluster owned by one test, so it can be restarted, frozen or have its backends killed
+/// without disturbing tests that share the suite's server: initdb into a temp directory, pg_ctl on a free
+/// 127.0.0.1 port, fsync on. Binaries from $LOYALTY_TEST_PG_BIN or /usr/lib/postgresql/*/bin; as root, the server
+/// runs as the postgres user (it refuses root). Dispose always thaws, stops and deletes it.
+/// </summary>
+public sealed class PostgresServer : IAsyncDisposable
+{
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly string _bin;
+    private readonly string _dir;
+    private readonly bool _asPostgresUser;
+    private readonly HashSet<int> _frozen = [];
+
+    private PostgresServer(string bin, string dir, bool asPostgresUser, int port, string database)
+    {
+        _bin = bin;
+        _dir = dir;
+        _asPostgresUser = asPostgresUser;
+        Port = port;
+        Database = database;
+    }
+
+    public int Port { get; }
+    public string Database { get; }
+    private string DataDir => Path.Combine(_dir, "db");
+    private string ServerLogPath => Path.Combine(_dir, "server.log");
+
+    /// <summary>The test database, as the silo would be configured (Npgsql's default timeouts; no test-only tuning).</summary>
+    public string ConnectionString => new NpgsqlConnectionStringBuilder
+    {
+        Host = "127.0.0.1", Port = Port, Username = "postgres", Database = Database, MaxPoolSize = 200,
+    }.ConnectionString;
+
+    /// <summary>The maintenance database, for the admin's own connection (never pooled with the silo's).</summary>
+    private string AdminConnectionString => new NpgsqlConnectionStringBuilder
+    {
+        Host = "127.0.0.1", Port = Port, Username = "postgres", Database = "postgres", Pooling = false, Timeout = 5, CommandTimeout = 10,
+    }.ConnectionString;
+
+    /// <summary>The server's log so far (for failure messages).</summary>
+    public string ServerLog => File.Exists(ServerLogPath) ? ReadShared(ServerLogPath) : "(no server log)";
+
+    /// <summary>initdb, start, and create <paramref name="database"/> (empty: the silo applies its migrations).</summary>
+    public static async Task<PostgresServer> StartAsync(string database = "loyalty")
+    {
+        var bin = FindBin();
+        var dir = Directory.CreateTempSubdirectory("loyalty-pgfault.").FullName;
+        var asPostgresUser = Environment.UserName == "root";
+        var server = new PostgresServer(bin, dir, asPostgresUser, SiloProcess.FreePort(), database);
+        try
+        {
+            if (asPostgresUser) await server.RunAsync("chown", ["-R", "postgres", dir]);
+            await server.RunPgAsync("initdb", ["-D", server.DataDir, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]);
+            await server.StartServerAsync();
+            await using var connection = new NpgsqlConnection(server.AdminConnectionString);
+            await connection.OpenAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{database}\"", connection);
+            await create.ExecuteNonQueryAsync();
+            return server;
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>pg_terminate_backend of every backend of the test database (not the admin connection that asks).</summary>
+    public async Task<int> TerminateBackendsAsync()
+    {
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        await using var terminate = new NpgsqlCommand(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", connection);
+        terminate.Parameters.Add(new NpgsqlParameter { Value = Database });
+        return (int)(long)(await terminate.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Stops the server (fast: sessions ended; immediate: as a crash, recovery on start).</summary>
+    public async Task StopAsync(bool immediate = false)
+    {
+        Thaw();
+        await RunPgAsync("pg_ctl", ["-D", DataDir, "-m", immediate ? "immediate" : "fast", "-w", "-t", "60", "stop"], allowFailure: true);
+    }
+
+    /// <summary>Starts it again on the same port and data directory (after <see cref="StopAsync"/>).</summary>
+    public Task StartAgainAsync() => StartServerAsync();
+
+    /// <summary>Stop, then start again on the same port and data directory after <paramref name="down"/>.</summary>
+    public async Task RestartAsync(TimeSpan down, bool immediate = true)
+    {
+        await StopAsync(immediate);
+        await Task.Delay(down);
+        await StartServerAsync();
+    }
+
+    /// <summary>
+    /// SIGSTOP to the postmaster and every process under it: connections stay open and requests go unanswered, the
+    /// way a hung server or a lost network path looks to a client (no error, no reset).
+    /// </summary>
+    /// <returns>How many processes it stopped.</returns>
+    public int Freeze()
+    {
+        var postmaster = PostmasterPid() ?? throw new InvalidOperationException($"no running postmaster in {DataDir}");
+        // The postmaster first, so it forks no new child while its children are being stopped; then until no new one appears.
+        Stop(postmaster);
+        for (var round = 0; round < 10; round++)
+        {
+            var fresh = Descendants(postmaster).Where(pid => !_frozen.Contains(pid)).ToList();
+            if (fresh.Count == 0) break;
+            fresh.ForEach(Stop);
+        }
+        return _frozen.Count;
+
+        void Stop(int pid)
+        {
+            if (Signals.Send(pid, Signals.Stop)) _frozen.Add(pid);
+        }
+    }
+
+    /// <summary>SIGCONT to every process <see cref="Freeze"/> stopped (harmless when nothing is frozen).</summary>
+    public void Thaw()
+    {
+        foreach (var pid in _frozen) Signals.Send(pid, Signals.Cont);
+        _frozen.Clear();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            Thaw();
+            if (File.Exists(Path.Combine(DataDir, "postmaster.pid")))
+            {
+                await RunPgAsync("pg_ctl", ["-D", DataDir, "-m", "immediate", "-w", "-t", "30", "stop"], allowFailure: true);
+            }
+        }
+        finally
+        {
+            NpgsqlConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(_dir, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A server that would not stop still holds files; the temp directory is left for the OS to clean.
+            }
+        }
+    }
+
+    private async Task StartServerAsync()
+    {
+        RemoveStalePidFile();
+        var options = string.Join(' ',
+            "-h 127.0.0.1", $"-p {Port.ToString(CultureInfo.InvariantCulture)}", $"-k {_dir}", "-c max_connections=200",
+            "-c fsync=on", "-c synchronous_commit=on", "-c shared_buffers=64MB");
+        var started = await RunPgAsync("pg_ctl", ["-D", DataDir, "-l", ServerLogPath, "-w", "-t", "60", "-o", options, "start"], allowFailure: true);
+        for (var i = 0; i < 60; i++)
+        {
+            if (await RunPgAsync("pg_isready", ["-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-q"], allowFailure: true) == 0) return;
+            await Task.Delay(500);
+        }
+        throw new InvalidOperationException($"PostgreSQL did not become ready on port {Port} (pg_ctl start exited {started}); server log:\n{ServerLog}");
+    }
+
+    /// <summary>A pid file left by a server that is gone (killed, or the machine restarted) would stop pg_ctl start.</summary>
+    private void RemoveStalePidFile()
+    {
+        var pidFile = Path.Combine(DataDir, "postmaster.pid");
+        if (File.Exists(pidFile) && PostmasterPid() is null) File.Delete(pidFile);
+    }
+
+    /// <summary>The postmaster's pid from its pid file, or null when the file is missing or names no live process.</summary>
+    private int? PostmasterPid()
+    {
+        var pidFile = Path.Combine(DataDir, "postmaster.pid");
+        if (!File.Exists(pidFile)) return null;
+        var first = ReadShared(pidFile).Split('\n', 2)[0].Trim();
+        return int.TryParse(first, CultureInfo.InvariantCulture, out var pid) && Directory.Exists($"/proc/{pid}") ? pid : null;
+    }
+
+    /// <summary>Every process whose parent chain leads to <paramref name="root"/>, from /proc/&lt;pid&gt;/stat.</summary>
+    private static List<int> Descendants(int root)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)) continue;
+            try
+            {
+                // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                parents[pid] = int.Parse(fields[1], CultureInfo.InvariantCulture);
+            }
+            catch (IOException)
+            {
+                // The process exited while we looked.
+            }
+        }
+        var found = new List<int>();
+        var queue = new Queue<int>([root]);
+        while (queue.TryDequeue(out var parent))
+        {
+            foreach (var (pid, ppid) in parents)
+            {
+                if (ppid != parent) continue;
+                found.Add(pid);
+                queue.Enqueue(pid);
+            }
+        }
+        return found;
+    }
+
+    private static string FindBin()
+    {
+        if (Environment.GetEnvironmentVariable("LOYALTY_TEST_PG_BIN") is { Length: > 0 } configured) return configured;
+        var found = Directory.Exists("/usr/lib/postgresql")
+            ? Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin")).Where(d => File.Exists(Path.Combine(d, "pg_ctl"))).Order().LastOrDefault()
+            : null;
+        return found ?? throw new InvalidOperationException("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin; set LOYALTY_TEST_PG_BIN (scripts/test.sh installs them)");
+    }
+
+    private Task<int> RunPgAsync(string tool, IReadOnlyList<string> arguments, bool allowFailure = false) =>
+        _asPostgresUser
+            ? RunAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, tool), .. arguments], allowFailure)
+            : RunAsync(Path.Combine(_bin, tool), arguments, allowFailure);
+
+    private async Task<int> RunAsync(string file, IReadOnlyList<string> arguments, bool allowFailure = false)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments) info.ArgumentList.Add(argument);
+        using var process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {file}");
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(CommandTimeout);
+        try
+        {
+            await process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', arguments)} did not finish within {CommandTimeout}");
+        }
+        if (process.ExitCode != 0 && !allowFailure)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} exited {process.ExitCode}:\n{await stdout}{await stderr}");
+        }
+        return process.ExitCode;
+    }
+
+    private static string ReadShared(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        using var reader = new StreamReader(stream);
+        return reader.ReadToEnd();
+    }
+}
