@@ -97,7 +97,9 @@ public sealed class Engine : IDisposable
     {
         Options = options;
         RunId = runId;
-        _channels = [.. Enumerable.Range(0, options.Connections).Select(_ => CreateChannel(options.Target))];
+        // Connections spread round-robin over the targets, at least one each.
+        var targets = options.Targets;
+        _channels = [.. Enumerable.Range(0, Math.Max(options.Connections, targets.Length)).Select(i => CreateChannel(targets[i % targets.Length]))];
         _processing = [.. _channels.Select(c => new Processing.ProcessingClient(c))];
         _balances = [.. _channels.Select(c => new Balances.BalancesClient(c))];
         _offers = [.. _channels.Select(c => new Offers.OffersClient(c))];

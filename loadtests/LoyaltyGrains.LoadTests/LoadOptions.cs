@@ -49,7 +49,8 @@ public sealed record LoadOptions
                          authorize | balance                                          [peak-day]
                                    echo: a bare gRPC service the tool starts itself on a free loopback port
                                    (the machine's ceiling; needs no engine)
-          --target URL           the engine's h2c gRPC address                              [http://127.0.0.1:5000]
+          --target URL[,URL…]    the engine's h2c gRPC address(es); several (gateways of one cluster) share the
+                                 connections round-robin                                    [http://127.0.0.1:5000]
           --baseline             run echo first for the same rate and time; the report gives the ratio
 
         Load shape (open model)
@@ -138,12 +139,18 @@ public sealed record LoadOptions
             throw new ArgumentException("--members, --cards-per-member, --connections, --max-in-flight must be positive; --max-steps at least 2");
         }
         if (options.FindMax && options.RampToPerSecond is not null) throw new ArgumentException("--find-max chooses the rates itself; drop --ramp-to");
-        if (!Uri.TryCreate(options.Target, UriKind.Absolute, out var target) || target.Scheme is not ("http" or "https"))
+        foreach (var address in options.Targets)
         {
-            throw new ArgumentException("--target must be an absolute http:// (h2c) or https:// URL");
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var target) || target.Scheme is not ("http" or "https"))
+            {
+                throw new ArgumentException("--target must be absolute http:// (h2c) or https:// URLs, comma-separated");
+            }
         }
         return options;
     }
+
+    /// <summary>The addresses of --target: one engine, or the gateways of one cluster.</summary>
+    public string[] Targets => Target.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public int StreamCount => Streams > 0 ? Streams : Connections * 2;
 
