@@ -5,13 +5,15 @@ namespace LoyaltyGrains.Silo;
 
 /// <summary>
 /// Ready only while PostgreSQL answers: a node that cannot commit says NOT_SERVING (gRPC health) and 503 on /readyz,
-/// so load balancers send processors elsewhere. One probe at a time, reused for a second, so probes cannot load the database.
+/// so load balancers send processors elsewhere. A check never waits on the database: it answers at once from the last
+/// probe and starts the next one (at most one a second, one at a time), and a probe still unanswered after
+/// <see cref="ProbeAnswerMax"/> counts as "does not answer" — a frozen server must not freeze the probes too.
 /// </summary>
 public sealed class DatabaseHealthCheck(PostgresLedger ledger) : IHealthCheck
 {
     public const string Name = "database";
-    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan ProbeReuse = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan ProbeAnswerMax = TimeSpan.FromMilliseconds(750);
+    private static readonly TimeSpan ProbeEvery = TimeSpan.FromSeconds(1);
 
     private readonly Lock _gate = new();
     private Task<bool>? _probe;
@@ -20,23 +22,36 @@ public sealed class DatabaseHealthCheck(PostgresLedger ledger) : IHealthCheck
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         Task<bool> probe;
+        bool stale;
         lock (_gate)
         {
-            if (_probe is null || (_probe.IsCompleted && TimeProvider.System.GetElapsedTime(_probeStarted) > ProbeReuse))
+            if (_probe is { IsCompleted: true } && TimeProvider.System.GetElapsedTime(_probeStarted) >= ProbeEvery) _probe = null;
+            if (_probe is null)
             {
                 _probeStarted = TimeProvider.System.GetTimestamp();
-                _probe = ledger.PingAsync(ProbeTimeout);
+                _probe = ledger.PingAsync(TimeSpan.FromSeconds(5));
             }
             probe = _probe;
+            stale = TimeProvider.System.GetElapsedTime(_probeStarted) > ProbeAnswerMax;
         }
-        try
+        if (!probe.IsCompleted && stale) return Unhealthy($"PostgreSQL has not answered for {ProbeAnswerMax.TotalMilliseconds:0} ms");
+        if (!probe.IsCompleted && !ledger.Availability.IsAvailable) return Unhealthy("PostgreSQL is unreachable (writes fail)");
+        if (!probe.IsCompleted)
         {
-            var answered = await probe.WaitAsync(ProbeTimeout, cancellationToken).ConfigureAwait(false);
-            return answered ? HealthCheckResult.Healthy("PostgreSQL answers") : HealthCheckResult.Unhealthy("PostgreSQL does not answer");
+            // A fresh probe: wait for it briefly (a healthy database answers in a millisecond), else the last answer.
+            try
+            {
+                return await probe.WaitAsync(ProbeAnswerMax, cancellationToken).ConfigureAwait(false) ? Healthy() : Unhealthy("PostgreSQL does not answer");
+            }
+            catch (TimeoutException)
+            {
+                return Unhealthy($"PostgreSQL has not answered for {ProbeAnswerMax.TotalMilliseconds:0} ms");
+            }
         }
-        catch (TimeoutException)
-        {
-            return HealthCheckResult.Unhealthy($"PostgreSQL did not answer within {ProbeTimeout.TotalSeconds:0} s");
-        }
+        return probe.Result ? Healthy() : Unhealthy("PostgreSQL does not answer");
     }
+
+    private static HealthCheckResult Healthy() => HealthCheckResult.Healthy("PostgreSQL answers");
+
+    private static HealthCheckResult Unhealthy(string why) => HealthCheckResult.Unhealthy(why);
 }

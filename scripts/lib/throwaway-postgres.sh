@@ -21,7 +21,8 @@ if ! bin="$(pg_bin)"; then
   bin="$(pg_bin)"
 fi
 
-port="${LOYALTY_TEST_PG_PORT:-55433}"
+# Spread by process id, so test runs started side by side rarely race for the same port (the check below is not atomic).
+port="${LOYALTY_TEST_PG_PORT:-$((55433 + $$ % 2000))}"
 data="$(mktemp -d /tmp/loyalty-pg.XXXXXX)"
 run_as=()
 if [ "$(id -u)" -eq 0 ]; then
