@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs PostgreSQL if it is missing, starts a throwaway server (own data
 # directory, port on 127.0.0.1, fsync on: durability is what we test), runs every test against it, then a 10-second
-# peak-day smoke of the load tool against a PostgreSQL-mode silo, and stops everything.
+# peak-day smoke of the load tool against a PostgreSQL-mode silo, validates deploy/ (deploy/check.sh), and stops everything.
 # Extra arguments go to `dotnet test` (e.g. --filter Durability) and skip the smoke.
 set -euo pipefail
 
@@ -30,4 +30,7 @@ if [ $# -eq 0 ] && [ -z "${LOYALTY_SKIP_SMOKE:-}" ]; then
     --target "http://127.0.0.1:$grpc_port" --rate 50 --duration 10s --warmup 2s --members 200 --out "$data/smoke-report" \
     || { echo "test.sh: the peak-day smoke failed; silo log:"; tail -50 "$data/silo.log"; exit 1; }
   echo "test.sh: peak-day smoke passed"
+  # deploy/ validated offline, its dashboard and alerts against what this engine really exports after the smoke.
+  curl -s "http://127.0.0.1:$((grpc_port + 1))/metrics" > "$data/metrics.txt"
+  METRICS_FILE="$data/metrics.txt" "$root/deploy/check.sh"
 fi
