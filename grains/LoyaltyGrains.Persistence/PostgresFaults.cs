@@ -55,6 +55,8 @@ public sealed class PostgresAvailability
         Interlocked.Exchange(ref _downSinceTicks, _clock.GetUtcNow().UtcTicks);
         Interlocked.Increment(ref s_down);
         Outages.Add(1);
+        // Every pool's idle connections (grain storage, membership, reminders share them) most likely died too.
+        NpgsqlConnection.ClearAllPools();
         _logger.LogWarning("PostgreSQL is unreachable ({Where}: {Reason}). Writes answer UNAVAILABLE (safe to retry with the same " +
             "transaction_id) and reconnect with back-off; one line follows when it is back", where, ex.GetBaseException().Message);
     }

@@ -126,20 +126,31 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         }
     }
 
-    /// <summary>A cheap round trip for health checks; false when the database does not answer within the time given.</summary>
+    /// <summary>
+    /// A cheap round trip for health checks; false when the database does not answer within the time given. A failure
+    /// on a pooled connection that died (terminated backend, restarted server) empties the pool of its idle connections
+    /// and asks once more on a fresh one, so one dead connection does not read as an outage.
+    /// </summary>
     public async Task<bool> PingAsync(TimeSpan timeout)
     {
-        try
+        for (var attempt = 1; ; attempt++)
         {
-            await using var command = _source.CreateCommand("SELECT 1");
-            await command.ExecuteScalarAsync().WaitAsync(timeout).ConfigureAwait(false);
-            _availability.ReportSuccess();
-            return true;
-        }
-        catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) || ex is TimeoutException)
-        {
-            _availability.ReportFailure("health probe", ex);
-            return false;
+            try
+            {
+                await using var command = _source.CreateCommand("SELECT 1");
+                await command.ExecuteScalarAsync().WaitAsync(timeout).ConfigureAwait(false);
+                _availability.ReportSuccess();
+                return true;
+            }
+            catch (Exception ex) when (attempt == 1 && PostgresFaults.IsUnavailable(ex) && ex is not TimeoutException)
+            {
+                _source.Clear();
+            }
+            catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) || ex is TimeoutException)
+            {
+                _availability.ReportFailure("health probe", ex);
+                return false;
+            }
         }
     }
 
@@ -288,8 +299,8 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
             {
-                // Rare: a reused transaction id or a second writer of a member. Find out whose, one append at a time.
-                await CommitOneByOneAsync(connection!, rows, batch).ConfigureAwait(false);
+                // Rare: a reused transaction id or a second writer of a member. Fail only the appends that conflict.
+                await CommitAroundConflictsAsync(connection!, rows, batch).ConfigureAwait(false);
                 if (connection!.State == System.Data.ConnectionState.Open) return connection;
                 await DropAsync(connection, rows).ConfigureAwait(false);
                 return null;
@@ -297,6 +308,8 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) && !_stopping.IsCancellationRequested)
             {
                 _availability.ReportFailure($"ledger writer {writer}", ex);
+                // The pool's idle connections most likely died with this one: the next attempts get fresh ones.
+                _source.Clear();
                 await DropAsync(connection, rows).ConfigureAwait(false);
                 connection = null;
                 failures++;
@@ -372,6 +385,83 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         await insert.ExecuteNonQueryAsync().ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// After a unique violation: one query finds which appends conflict (a message id or a member sequence already in the
+    /// ledger, or taken by an earlier append of the same batch), those fail with their conflict, and the rest commit as
+    /// one batch again — a few round trips, not one transaction per append. Should another writer race in between,
+    /// it tries again, and in the end falls back to one append per transaction.
+    /// </summary>
+    private async Task CommitAroundConflictsAsync(NpgsqlConnection connection, RowBuffer rows, List<PendingAppend> batch)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            foreach (var (append, conflict) in await FindConflictsAsync(connection, batch).ConfigureAwait(false))
+            {
+                append.Fail(conflict);
+                batch.Remove(append);
+            }
+            if (batch.Count == 0) return;
+            try
+            {
+                await CommitBatchAsync(connection, rows, batch).ConfigureAwait(false);
+                Interlocked.Increment(ref _batches);
+                Interlocked.Add(ref _entries, batch.Sum(append => append.Entries.Count));
+                foreach (var append in batch) append.Complete();
+                return;
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+            }
+        }
+        await CommitOneByOneAsync(connection, rows, batch).ConfigureAwait(false);
+    }
+
+    private static async Task<List<(PendingAppend Append, LedgerConflictException Conflict)>> FindConflictsAsync(NpgsqlConnection connection, List<PendingAppend> batch)
+    {
+        var entries = batch.SelectMany(append => append.Entries).ToArray();
+        await using var command = new NpgsqlCommand(
+            """
+            SELECT message_id, member_id, sequence FROM loyalty.ledger_keys
+             WHERE message_id = ANY($1) OR (member_id, sequence) IN (SELECT * FROM unnest($2::text[], $3::bigint[]))
+            """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = entries.Select(e => e.MessageId).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = entries.Select(e => e.MemberId).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = entries.Select(e => e.Sequence).ToArray() });
+        var takenIds = new HashSet<string>(StringComparer.Ordinal);
+        var takenSequences = new HashSet<(string, long)>();
+        await using (var reader = await command.ExecuteReaderAsync().ConfigureAwait(false))
+        {
+            while (await reader.ReadAsync().ConfigureAwait(false))
+            {
+                takenIds.Add(reader.GetString(0));
+                takenSequences.Add((reader.GetString(1), reader.GetInt64(2)));
+            }
+        }
+        var conflicts = new List<(PendingAppend, LedgerConflictException)>();
+        foreach (var append in batch)
+        {
+            // Checked before this append claims its own keys, so a duplicate inside the batch fails the later append only.
+            if (append.Entries.FirstOrDefault(e => takenIds.Contains(e.MessageId)) is { } reused)
+            {
+                conflicts.Add((append, new LedgerConflictException(LedgerConflictKind.MessageId, reused.MessageId, $"message id '{reused.MessageId}' is already in the ledger")));
+            }
+            else if (append.Entries.FirstOrDefault(e => takenSequences.Contains((e.MemberId, e.Sequence))) is { } overtaken)
+            {
+                conflicts.Add((append, new LedgerConflictException(LedgerConflictKind.Sequence, append.Entries[0].MessageId,
+                    $"member '{overtaken.MemberId}' already has sequence {overtaken.Sequence}: another activation wrote it")));
+            }
+            else
+            {
+                foreach (var entry in append.Entries)
+                {
+                    takenIds.Add(entry.MessageId);
+                    takenSequences.Add((entry.MemberId, entry.Sequence));
+                }
+            }
+        }
+        return conflicts;
+    }
+
     private async Task CommitOneByOneAsync(NpgsqlConnection connection, RowBuffer rows, List<PendingAppend> batch)
     {
         foreach (var append in batch)
@@ -437,6 +527,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         }
         catch (Exception ex) when (PostgresFaults.IsUnavailable(ex))
         {
+            _source.Clear();
             _availability.ReportFailure("ledger read", ex);
             throw new LedgerUnavailableException(notCommitted: true, "the ledger cannot be read: the database is unreachable", ex);
         }
