@@ -1,7 +1,7 @@
 namespace LoyaltyGrains.Domain;
 
 /// <summary>
-/// A time-limited campaign or partner offer (DESIGN.md section 3). It adds on top of base and category cashback when
+/// A time-limited campaign or partner offer (docs/RULES.md, "Campaigns and partner offers"). It adds on top of base and category cashback when
 /// all its conditions hold; its budget and first-N slots are drawn from leases outside the domain and handed in as
 /// grants, so the rules here stay pure.
 /// </summary>

@@ -1,7 +1,7 @@
 namespace LoyaltyGrains.Domain;
 
 /// <summary>
-/// A member's accrual lifecycle (DESIGN.md section 3) as an event-sourced state machine. Each command is decided
+/// A member's accrual lifecycle (docs/RULES.md) as an event-sourced state machine. Each command is decided
 /// against the current state into ledger entries; Apply is the only way state changes, so replaying the ledger
 /// rebuilds exactly the same member. Pure: time and program come in as arguments.
 /// </summary>

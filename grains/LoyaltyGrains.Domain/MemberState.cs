@@ -87,7 +87,7 @@ public sealed class MemberState
     public long PendingMinor { get; set; }
     public Dictionary<string, PurchaseRecord> Purchases { get; set; } = new(StringComparer.Ordinal);
     // The collections below stay null until first needed: most members never redeem, refund, join a campaign or refer
-    // anyone, and an empty collection still costs 60-100 bytes per member (DESIGN: a million active members per silo).
+    // anyone, and an empty collection still costs 60-100 bytes per member (the target is a million active members per silo).
     /// <summary>Capture transaction id → purchase id, so a refund may name either.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public Dictionary<string, string>? CaptureToPurchase { get; set; }
     public Dictionary<int, MonthState> Months { get; set; } = [];

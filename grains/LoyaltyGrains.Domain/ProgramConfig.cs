@@ -168,7 +168,7 @@ public sealed record ProgramConfig
         return errors;
     }
 
-    /// <summary>The demo/default program: T-Bank-like rates, Spasibo-like caps (DESIGN.md section 3).</summary>
+    /// <summary>The demo/default program: T-Bank-like rates, Spasibo-like caps (docs/RULES.md, "Default program").</summary>
     public static ProgramConfig Default { get; } = new()
     {
         Tiers =

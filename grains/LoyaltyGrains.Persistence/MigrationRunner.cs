@@ -109,6 +109,16 @@ public static class MigrationRunner
         }
     }
 
+    /// <summary>
+    /// The hash of what a migration does: its statements, without its full-line comments, so the explanation of a
+    /// released migration can be improved without every deployed database refusing it as edited.
+    /// </summary>
+    public static string Checksum(string sql)
+    {
+        var statements = string.Join('\n', sql.Split('\n').Where(line => !line.TrimStart().StartsWith("--", StringComparison.Ordinal)));
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(statements)))[..16];
+    }
+
     private static Migration[] LoadEmbedded()
     {
         var assembly = typeof(MigrationRunner).Assembly;
@@ -122,7 +132,7 @@ public static class MigrationRunner
             using var stream = assembly.GetManifestResourceStream(resource)!;
             using var reader = new StreamReader(stream, Encoding.UTF8);
             var sql = reader.ReadToEnd().Replace("\r\n", "\n", StringComparison.Ordinal);
-            var checksum = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sql)))[..16];
+            var checksum = Checksum(sql);
             migrations.Add(new Migration(version, file[(underscore + 1)..], sql, checksum));
         }
         migrations.Sort((a, b) => a.Version.CompareTo(b.Version));

@@ -1,4 +1,4 @@
--- The ledger: the source of truth and the idempotency record (DESIGN.md section 5; docs/DATA.md explains why).
+-- The ledger: the source of truth and the idempotency record (docs/DATA.md explains why).
 CREATE SCHEMA loyalty;
 
 -- Both uniqueness guarantees in one compact, unpartitioned table: a processor's transaction id is used once in

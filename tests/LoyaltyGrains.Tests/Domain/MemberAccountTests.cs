@@ -2,7 +2,7 @@ using LoyaltyGrains.Domain;
 
 namespace LoyaltyGrains.Tests.Domain;
 
-/// <summary>The lifecycle rules of DESIGN.md section 3 on the pure member account.</summary>
+/// <summary>The lifecycle rules of docs/RULES.md on the pure member account.</summary>
 public sealed class MemberAccountTests
 {
     private static readonly ProgramHistory Programs = ProgramHistory.Of(ProgramConfig.Default);
