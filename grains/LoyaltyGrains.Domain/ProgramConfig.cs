@@ -142,7 +142,9 @@ public sealed record ProgramConfig
             if (tier.CategoryRateBps < tier.BaseRateBps || tier.CategoryRateBps > RateBpsMax) errors.Add($"{name}.category_rate_bps: must be base_rate_bps..{RateBpsMax}, got {tier.CategoryRateBps}");
             else if (tier.CategoryRateBps > MaxAccrualRateBps) errors.Add($"{name}.category_rate_bps: {tier.CategoryRateBps} exceeds max_accrual_rate_bps {MaxAccrualRateBps}");
             if (tier.CategoriesToChoose is < 0 or > CategoriesToChooseMax) errors.Add($"{name}.categories_to_choose: must be 0..{CategoriesToChooseMax}, got {tier.CategoriesToChoose}");
-            if (tier.PremiumExtraCategories is < 0 or > CategoriesToChooseMax || tier.CategoriesToChoose + tier.PremiumExtraCategories > CategoriesToChooseMax)
+            // Added only once both are in range: the domain's arithmetic is checked, and two unbounded ints can overflow.
+            if (tier.PremiumExtraCategories is < 0 or > CategoriesToChooseMax
+                || (tier.CategoriesToChoose is >= 0 and <= CategoriesToChooseMax && tier.CategoriesToChoose + tier.PremiumExtraCategories > CategoriesToChooseMax))
             {
                 errors.Add($"{name}.premium_extra_categories: must be >= 0 and keep the total <= {CategoriesToChooseMax}");
             }

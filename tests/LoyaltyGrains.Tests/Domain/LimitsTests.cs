@@ -122,6 +122,9 @@ public sealed class LimitsTests
         Refused((Program with { Tiers = [tier, Program.Tiers[1] with { MinMonthlySpendMinor = Limits.BudgetMinorMax + 1 }], PremiumMinimumTierId = "" }).Validate(Catalogue), "tiers[1].min_monthly_spend_minor");
         Refused((Program with { Tiers = [tier with { TierId = new string('x', 100_000) }], PremiumMinimumTierId = "" }).Validate(Catalogue), "tiers[0].tier_id");
         Refused((Program with { Tiers = [.. Enumerable.Repeat(tier, Limits.TiersCountMax + 1)] }).Validate(Catalogue), "tiers");
+        // Refused, not an OverflowException from adding the two.
+        Refused((Program with { Tiers = [tier with { CategoriesToChoose = int.MaxValue, PremiumExtraCategories = 1 }], PremiumMinimumTierId = "" }).Validate(Catalogue), "tiers[0].categories_to_choose");
+        Refused((Program with { Tiers = [tier with { CategoriesToChoose = 1, PremiumExtraCategories = int.MaxValue }], PremiumMinimumTierId = "" }).Validate(Catalogue), "tiers[0].premium_extra_categories");
         Refused((Program with { CategoryRateOverridesBps = new Dictionary<string, int> { ["fuel"] = Limits.RateBpsMax + 1 } }).Validate(Catalogue), "category_rate_overrides_bps[fuel]");
     }
 
