@@ -13,6 +13,9 @@ public static class GatewayExtensions
     {
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<CardRoutes>(_ => new CardRoutes());
+        services.AddOptions<GatewayLimits>().BindConfiguration(GatewayLimits.Section)
+            .Validate(limits => limits.PostingAgeMax > TimeSpan.Zero, $"{GatewayLimits.Section}:PostingAgeMax must be positive")
+            .ValidateOnStart();
         services.AddGrpc(options =>
         {
             options.Interceptors.Add<ErrorMappingInterceptor>();

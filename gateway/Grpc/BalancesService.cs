@@ -10,6 +10,8 @@ public sealed class BalancesService(IGrainFactory grains) : Balances.BalancesBas
     public const int StatementPageSizeDefault = 50;
     public const int StatementPageSizeMax = 200;
     private const string PageTokenPrefix = "s";
+    /// <summary>"s" and a positive long.</summary>
+    private const int PageTokenLengthMax = 20;
 
     public override async Task<Balance> GetBalance(GetBalanceRequest request, ServerCallContext context)
     {
@@ -83,8 +85,9 @@ public sealed class BalancesService(IGrainFactory grains) : Balances.BalancesBas
     public override async Task<Balance> ChooseCategories(ChooseCategoriesRequest request, ServerCallContext context)
     {
         var memberId = Validate.Id(request.MemberId, "member_id");
-        if (request.Month.Length == 0) throw Validate.Invalid("month", "required, in the form YYYY-MM");
-        return ProtoMapping.ToBalance(await grains.MemberGrain(memberId).ChooseCategories(request.Month, [.. request.Categories]));
+        var month = Validate.Month(request.Month, "month");
+        var categories = Validate.Categories(request.Categories, "categories", Domain.Limits.ChosenCategoriesCountMax);
+        return ProtoMapping.ToBalance(await grains.MemberGrain(memberId).ChooseCategories(month.ToString(), [.. categories]));
     }
 
     public override async Task<PostingReply> Redeem(RedeemRequest request, ServerCallContext context)
@@ -115,7 +118,7 @@ public sealed class BalancesService(IGrainFactory grains) : Balances.BalancesBas
     private static long ParsePageToken(string token)
     {
         if (token.Length == 0) return 0;
-        if (!token.StartsWith(PageTokenPrefix, StringComparison.Ordinal)
+        if (token.Length > PageTokenLengthMax || !token.StartsWith(PageTokenPrefix, StringComparison.Ordinal)
             || !long.TryParse(token.AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var before)
             || before <= 0)
         {

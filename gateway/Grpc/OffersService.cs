@@ -11,12 +11,13 @@ public sealed class OffersService(IGrainFactory grains) : Offers.OffersBase
     public override async Task<EligibilityReply> CheckEligibility(CheckEligibilityRequest request, ServerCallContext context)
     {
         if (request.CardId.Length == 0 && request.MemberId.Length == 0) throw Validate.Invalid("member_id", "card_id or member_id is required");
+        var cardId = Validate.OptionalId(request.CardId, "card_id");
         var merchantId = Validate.Id(request.MerchantId, "merchant_id");
         var mcc = Validate.Mcc(request.Mcc, "mcc");
         var amount = Validate.PositiveAmount(request.AmountMinor, "amount_minor");
         var memberId = request.MemberId.Length > 0
             ? Validate.Id(request.MemberId, "member_id")
-            : (await grains.CardGrain(Validate.Id(request.CardId, "card_id")).GetCard()).MemberId;
+            : (await grains.CardGrain(cardId).GetCard()).MemberId;
         var eligibility = await grains.MemberGrain(memberId).Quote(merchantId, mcc, amount);
         var reply = new EligibilityReply { MemberId = memberId, ExpectedAccrualMinor = eligibility.ExpectedAccrualMinor };
         foreach (var item in eligibility.Breakdown) reply.Breakdown.Add(ProtoMapping.ToLine(item));

@@ -3,6 +3,7 @@ using Grpc.Core;
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Gateway.V1;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace LoyaltyGrains.Gateway.Grpc;
 
@@ -10,8 +11,11 @@ namespace LoyaltyGrains.Gateway.Grpc;
 /// Processing: card processors' postings. Validate, call the member grain (or, for a card not yet seen here, the card
 /// grain, which forwards to its member), map the reply.
 /// </summary>
-public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, TimeProvider clock, ILogger<ProcessingService> logger) : Processing.ProcessingBase
+public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, TimeProvider clock, IOptions<GatewayLimits> limits,
+    ILogger<ProcessingService> logger) : Processing.ProcessingBase
 {
+    private readonly TimeSpan _postingAgeMax = limits.Value.PostingAgeMax;
+
     /// <summary>Requests of one Post stream in flight at once; the stream reads no further until one completes.</summary>
     public const int PostStreamInFlightMax = 512;
 
@@ -129,7 +133,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.Currency(r.Currency, "currency"),
             Validate.Mcc(r.Mcc, "mcc"),
             Validate.Id(r.MerchantId, "merchant_id"),
-            Validate.Time(r.OccurredAt, "occurred_at", now, required: true));
+            Validate.Time(r.OccurredAt, "occurred_at", now, _postingAgeMax));
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.AuthorizeOnCard(x), static (c, x) => c.Authorize(x)));
     }
 
@@ -142,7 +146,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.OptionalId(r.AuthorizationId, "authorization_id"),
             Validate.Id(r.CardId, "card_id"),
             Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.OptionalTime(r.OccurredAt, "occurred_at", now),
+            Validate.OptionalTime(r.OccurredAt, "occurred_at", now, _postingAgeMax),
             forcePost || r.Mcc != 0 ? Validate.Mcc(r.Mcc, "mcc") : -1,
             forcePost ? Validate.Id(r.MerchantId, "merchant_id") : Validate.OptionalId(r.MerchantId, "merchant_id"),
             r.Currency.Length == 0 ? "" : Validate.Currency(r.Currency, "currency"));
@@ -156,7 +160,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.Id(r.AuthorizationId, "authorization_id"),
             Validate.Id(r.CardId, "card_id"),
             Validate.AmountOrZero(r.AmountMinor, "amount_minor"),
-            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow()));
+            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Reverse(x), static (c, x) => c.Reverse(x)));
     }
 
@@ -167,7 +171,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             Validate.Id(r.OriginalTransactionId, "original_transaction_id"),
             Validate.Id(r.CardId, "card_id"),
             Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow()));
+            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Refund(x), static (c, x) => c.Refund(x)));
     }
 }

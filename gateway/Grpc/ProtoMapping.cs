@@ -93,13 +93,14 @@ public static class ProtoMapping
         return campaign;
     }
 
+    /// <summary>Proto → domain; timestamps are checked here (one protobuf cannot hold would throw in the conversion).</summary>
     public static CampaignRule ToDomain(Campaign campaign) => new()
     {
         CampaignId = campaign.CampaignId, Name = campaign.Name, PartnerId = campaign.PartnerId, Mccs = [.. campaign.Mccs],
         Categories = [.. campaign.Categories], MerchantIds = [.. campaign.MerchantIds], RateBps = campaign.RateBps,
         FixedBonusMinor = campaign.FixedBonusMinor, MinAmountMinor = campaign.MinAmountMinor,
-        StartsAt = campaign.StartsAt?.ToDateTimeOffset() ?? DateTimeOffset.MinValue,
-        EndsAt = campaign.EndsAt?.ToDateTimeOffset() ?? DateTimeOffset.MinValue, BudgetMinor = campaign.BudgetMinor,
+        StartsAt = Validate.Instant(campaign.StartsAt, "starts_at"),
+        EndsAt = Validate.Instant(campaign.EndsAt, "ends_at"), BudgetMinor = campaign.BudgetMinor,
         MaxMembers = campaign.MaxMembers, PerMemberCapMinor = campaign.PerMemberCapMinor, MinTier = campaign.MinTier,
         RequiresActivation = campaign.RequiresActivation, StackingOrder = campaign.StackingOrder,
     };
@@ -118,6 +119,7 @@ public static class ProtoMapping
             UtcOffsetMinutes = config.UtcOffsetMinutes,
             PremiumMinimumTierId = config.PremiumMinimumTierId,
             ChooseNextMonthByDay = config.ChooseNextMonthByDay,
+            MaxAccrualRateBps = config.MaxAccrualRateBps,
         };
         foreach (var tier in config.Tiers)
         {
@@ -141,7 +143,11 @@ public static class ProtoMapping
         return program;
     }
 
-    /// <summary>Proto → domain; unset numbers take the defaults a bank expects (hold 30 days, margin 20%, expiry 12 months).</summary>
+    /// <summary>
+    /// Proto → domain; unset numbers take the defaults a bank expects (hold 30 days, margin 20%, expiry 12 months,
+    /// maximum accrual 100%). The rounding mode is carried as sent, so ProgramConfig.Validate refuses UNSPECIFIED and
+    /// unknown values instead of reading them as EXACT_MINOR.
+    /// </summary>
     public static ProgramConfig ToDomain(V1.Program program) => new()
     {
         Tiers = program.Tiers.Select(t => new TierRule(t.TierId, t.MinMonthlySpendMinor, t.BaseRateBps, t.CategoryRateBps, t.CategoriesToChoose,
@@ -149,15 +155,16 @@ public static class ProtoMapping
         OfferedCategories = [.. program.OfferedCategories],
         ExcludedMccs = [.. program.ExcludedMccs],
         Currencies = program.Currencies.Count == 0 ? ["RUB"] : [.. program.Currencies],
-        Rounding = program.Rounding == V1.RoundingMode.FloorWholeBonus ? Domain.RoundingMode.FloorWholeBonus : Domain.RoundingMode.ExactMinor,
+        Rounding = (Domain.RoundingMode)(int)program.Rounding,
         AuthorizationHoldDays = program.AuthorizationHoldDays == 0 ? 30 : program.AuthorizationHoldDays,
         CaptureMarginBps = program.CaptureMarginBps == 0 ? 2_000 : program.CaptureMarginBps,
         ExpiryMonths = program.ExpiryMonths == 0 ? 12 : program.ExpiryMonths,
         ReferralBonusMinor = program.ReferralBonusMinor,
-        EffectiveFrom = program.EffectiveFrom?.ToDateTimeOffset() ?? DateTimeOffset.UnixEpoch,
+        EffectiveFrom = program.EffectiveFrom is null ? DateTimeOffset.UnixEpoch : Validate.Instant(program.EffectiveFrom, "effective_from"),
         UtcOffsetMinutes = program.UtcOffsetMinutes,
         PremiumMinimumTierId = program.PremiumMinimumTierId,
         ChooseNextMonthByDay = program.ChooseNextMonthByDay == 0 ? 25 : program.ChooseNextMonthByDay,
+        MaxAccrualRateBps = program.MaxAccrualRateBps == 0 ? Limits.RateBpsMax : program.MaxAccrualRateBps,
         CategoryRateOverridesBps = program.CategoryRateOverridesBps.ToDictionary(p => p.Key, p => p.Value),
     };
 }

@@ -30,8 +30,9 @@ public sealed record Accrual(long TotalMinor, AccrualLine[] Lines, string Catego
 
 /// <summary>
 /// Prices one purchase under a program version: exclusions, minimum purchase, tier base rate, the month's chosen
-/// categories under the monthly category cap, then rounding. Pure and deterministic; each rule is one step below,
-/// named as in docs/RULES.md.
+/// categories under the monthly category cap, rounding, then campaigns up to the maximum accrual rate. Pure and
+/// deterministic; each rule is one step below, named as in docs/RULES.md. All arithmetic is checked (the domain
+/// project compiles with overflow checks): an overflow throws, it never wraps.
 /// </summary>
 public static class AccrualCalculator
 {
@@ -42,19 +43,27 @@ public static class AccrualCalculator
         if (program.IsExcludedMcc(purchase.Mcc, catalogue)) return Accrual.None(category, excluded: true);
 
         var lines = new List<AccrualLine>(4);
-        var categoryMinor = 0L;
-        if (purchase.AmountMinor >= member.Tier.MinPurchaseMinor)
-        {
-            var baseMinor = BaseRate(purchase, member, lines);
-            categoryMinor = ChosenCategoryRate(program, category, baseMinor, purchase, member, lines);
-            Rounding(program.Rounding, lines);
-        }
-        CampaignBonuses(grants, lines);
-
-        long total = 0;
-        foreach (var line in lines) total += line.AmountMinor;
-        return new Accrual(total, [.. lines], category, categoryMinor, Excluded: false);
+        var categoryMinor = RatesAndRounding(program, category, purchase, member, lines);
+        CampaignBonuses(grants, CampaignHeadroom(program, purchase, Sum(lines)), lines);
+        return new Accrual(Sum(lines), [.. lines], category, categoryMinor, Excluded: false);
     }
+
+    /// <summary>Base, chosen category and rounding (the bank's own cashback); returns the category cap consumed.</summary>
+    private static long RatesAndRounding(ProgramConfig program, string category, in PurchaseFacts purchase, in MemberFacts member, List<AccrualLine> lines)
+    {
+        if (purchase.AmountMinor < member.Tier.MinPurchaseMinor) return 0;
+        var baseMinor = BaseRate(purchase, member, lines);
+        var categoryMinor = ChosenCategoryRate(program, category, baseMinor, purchase, member, lines);
+        Rounding(program.Rounding, lines);
+        return categoryMinor;
+    }
+
+    /// <summary>
+    /// Rule "maximum accrual": what campaigns may still add to a purchase after the bank's own cashback, so that the
+    /// whole accrual stays within the programme's max_accrual_rate_bps of the amount.
+    /// </summary>
+    public static long CampaignHeadroom(ProgramConfig program, in PurchaseFacts purchase, long ownCashbackMinor) =>
+        Math.Max(0, checked(Money.ApplyBps(purchase.AmountMinor, program.MaxAccrualRateBps) - ownCashbackMinor));
 
     /// <summary>Rule "base": the tier's base rate on every eligible purchase.</summary>
     private static long BaseRate(in PurchaseFacts purchase, in MemberFacts member, List<AccrualLine> lines)
@@ -85,20 +94,25 @@ public static class AccrualCalculator
 
     /// <summary>
     /// Rule "campaigns": each granted campaign bonus is its own line, exact to the kopeck (partners pay them, so they
-    /// are not rounded), in stacking order.
+    /// are not rounded), in stacking order. Planning already trimmed them to the headroom; this clamp is the defence
+    /// that keeps the maximum accrual rate whatever a caller hands in.
     /// </summary>
-    private static void CampaignBonuses(IReadOnlyList<CampaignGrant>? grants, List<AccrualLine> lines)
+    private static void CampaignBonuses(IReadOnlyList<CampaignGrant>? grants, long headroomMinor, List<AccrualLine> lines)
     {
         if (grants is null) return;
         foreach (var grant in grants)
         {
-            if (grant.GrantedMinor > 0) lines.Add(new AccrualLine(grant.Campaign.Rule, grant.GrantedMinor, grant.Campaign.RateBps, grant.Campaign.PartnerId));
+            var amount = Math.Min(grant.GrantedMinor, headroomMinor);
+            if (amount <= 0) continue;
+            lines.Add(new AccrualLine(grant.Campaign.Rule, amount, grant.Campaign.RateBps, grant.Campaign.PartnerId));
+            headroomMinor -= amount;
         }
     }
 
     /// <summary>
-    /// What each matching campaign would pay for this purchase, after its per-member cap, in stacking order; budget
-    /// and first-N slots are then granted by the campaign's lease.
+    /// What each matching campaign would pay for this purchase, after its per-member cap, in stacking order, each
+    /// trimmed to what the maximum accrual rate leaves after base and category cashback and the campaigns before it;
+    /// budget and first-N slots are then granted by the campaign's lease, which so never reserves what cannot be paid.
     /// </summary>
     public static List<CampaignClaim> PlanCampaigns(ProgramConfig program, MccCatalogue catalogue, in PurchaseFacts purchase, in MemberFacts member,
         IReadOnlyList<CampaignRule> campaigns, MemberCampaignFacts memberCampaigns)
@@ -120,6 +134,7 @@ public static class AccrualCalculator
             var needsSlot = campaign.MaxMembers > 0 && !memberCampaigns.Joined.Contains(campaign.CampaignId);
             claims.Add(new CampaignClaim(campaign, desired, needsSlot));
         }
+        if (claims.Count == 0) return claims;
         // Rule "stacking order": lower stacking_order first (then id), for the breakdown and for who is served first.
         if (claims.Count > 1)
         {
@@ -127,15 +142,26 @@ public static class AccrualCalculator
                 ? a.Campaign.StackingOrder.CompareTo(b.Campaign.StackingOrder)
                 : string.CompareOrdinal(a.Campaign.CampaignId, b.Campaign.CampaignId));
         }
-        return claims;
+        // Rule "maximum accrual": the same own cashback Compute will price, then campaigns in order up to the rate.
+        var own = new List<AccrualLine>(3);
+        RatesAndRounding(program, category, purchase, member, own);
+        var headroomMinor = CampaignHeadroom(program, purchase, Sum(own));
+        var trimmed = new List<CampaignClaim>(claims.Count);
+        foreach (var claim in claims)
+        {
+            var amount = Math.Min(claim.DesiredMinor, headroomMinor);
+            if (amount <= 0) break;
+            trimmed.Add(claim with { DesiredMinor = amount });
+            headroomMinor -= amount;
+        }
+        return trimmed;
     }
 
     /// <summary>Rule "rounding": T-Bank style floors each purchase's accrual to whole bonuses; the cut is its own line.</summary>
     private static void Rounding(RoundingMode mode, List<AccrualLine> lines)
     {
         if (mode != RoundingMode.FloorWholeBonus) return;
-        long total = 0;
-        foreach (var line in lines) total += line.AmountMinor;
+        var total = Sum(lines);
         var cut = Money.FloorToWholeBonus(total) - total;
         if (cut != 0) lines.Add(new AccrualLine(AccrualLine.RoundingRule, cut));
     }

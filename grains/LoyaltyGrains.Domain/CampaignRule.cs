@@ -49,28 +49,45 @@ public sealed record CampaignRule
         return true;
     }
 
-    /// <summary>The bonus before caps and budget: the rate on the amount plus the fixed bonus.</summary>
-    public long Bonus(long amountMinor) => Money.ApplyBps(amountMinor, RateBps) + FixedBonusMinor;
+    /// <summary>The bonus before caps and budget: the rate on the amount plus the fixed bonus (checked: never wraps).</summary>
+    public long Bonus(long amountMinor) => checked(Money.ApplyBps(amountMinor, RateBps) + FixedBonusMinor);
 
+    /// <summary>
+    /// Every reason this campaign is unusable, each naming its field; empty when valid. Whether min_tier is a tier of
+    /// the programme and how far ahead ends_at may be are the gateway's checks (they need the programme and a clock).
+    /// </summary>
     public IReadOnlyList<string> Validate(MccCatalogue catalogue)
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(CampaignId)) errors.Add("campaign_id: required");
-        if (RateBps is < 0 or > ProgramConfig.RateBpsMax) errors.Add($"rate_bps: must be 0..{ProgramConfig.RateBpsMax}");
-        if (FixedBonusMinor < 0) errors.Add("fixed_bonus_minor: must be >= 0");
+        if (!Limits.IsId(CampaignId)) errors.Add($"campaign_id: {Echo.Quote(CampaignId)} is not an id (1-{Limits.IdLengthMax} of A-Z a-z 0-9 _ . -)");
+        if (Name.Length > Limits.NameLengthMax || Name.Any(char.IsControl)) errors.Add($"name: at most {Limits.NameLengthMax} characters, no control characters; got {Name.Length}");
+        if (PartnerId.Length > 0 && !Limits.IsId(PartnerId)) errors.Add($"partner_id: {Echo.Quote(PartnerId)} is not an id");
+        if (RateBps is < 0 or > Limits.RateBpsMax) errors.Add($"rate_bps: must be 0..{Limits.RateBpsMax}, got {RateBps}");
+        ProgramConfig.CheckMinor(errors, "fixed_bonus_minor", FixedBonusMinor, Limits.BonusMinorMax);
         if (RateBps == 0 && FixedBonusMinor == 0) errors.Add("rate_bps: a campaign needs a rate or a fixed bonus");
-        if (MinAmountMinor < 0) errors.Add("min_amount_minor: must be >= 0");
-        if (EndsAt <= StartsAt) errors.Add("ends_at: must be after starts_at");
-        if (BudgetMinor < 0) errors.Add("budget_minor: must be >= 0 (0 = unlimited)");
-        if (MaxMembers < 0) errors.Add("max_members: must be >= 0 (0 = unlimited)");
-        if (PerMemberCapMinor < 0) errors.Add("per_member_cap_minor: must be >= 0 (0 = unlimited)");
-        foreach (var mcc in Mccs)
+        ProgramConfig.CheckMinor(errors, "min_amount_minor", MinAmountMinor, Limits.PurchaseAmountMinorMax);
+        if (StartsAt < Limits.TimeMin || StartsAt >= Limits.TimeMax) errors.Add($"starts_at: must be {Limits.TimeMin:yyyy-MM-dd}..{Limits.TimeMax:yyyy-MM-dd}, got {StartsAt:O}");
+        if (EndsAt < Limits.TimeMin || EndsAt > Limits.TimeMax) errors.Add($"ends_at: must be {Limits.TimeMin:yyyy-MM-dd}..{Limits.TimeMax:yyyy-MM-dd}, got {EndsAt:O}");
+        else if (EndsAt <= StartsAt) errors.Add("ends_at: must be after starts_at");
+        ProgramConfig.CheckMinor(errors, "budget_minor", BudgetMinor, Limits.BudgetMinorMax);
+        if (MaxMembers is < 0 or > Limits.CampaignMembersCountMax) errors.Add($"max_members: must be 0 (unlimited)..{Limits.CampaignMembersCountMax}, got {MaxMembers}");
+        ProgramConfig.CheckMinor(errors, "per_member_cap_minor", PerMemberCapMinor, Limits.BonusMinorMax);
+        if (MinTier.Length > 0 && !Limits.IsId(MinTier)) errors.Add($"min_tier: {Echo.Quote(MinTier)} is not a tier id");
+        if (StackingOrder is < -Limits.StackingOrderMax or > Limits.StackingOrderMax)
         {
-            if (!MccCatalogue.IsValidMcc(mcc)) errors.Add($"mccs: {mcc} is not an MCC");
+            errors.Add($"stacking_order: must be -{Limits.StackingOrderMax}..{Limits.StackingOrderMax}, got {StackingOrder}");
         }
-        foreach (var category in Categories)
+        ProgramConfig.CheckMccs(errors, "mccs", Mccs);
+        ProgramConfig.CheckCategories(errors, "categories", Categories, catalogue);
+        if (MerchantIds.Count > Limits.MerchantIdsCountMax) errors.Add($"merchant_ids: at most {Limits.MerchantIdsCountMax}, got {MerchantIds.Count}");
+        else
         {
-            if (!catalogue.Categories.Contains(category)) errors.Add($"categories: '{category}' is not a catalogue category");
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var merchant in MerchantIds)
+            {
+                if (!Limits.IsId(merchant)) errors.Add($"merchant_ids: {Echo.Quote(merchant)} is not an id");
+                else if (!seen.Add(merchant)) errors.Add($"merchant_ids: {Echo.Quote(merchant)} is given twice");
+            }
         }
         return errors;
     }

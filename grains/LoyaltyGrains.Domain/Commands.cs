@@ -53,22 +53,29 @@ public struct Fingerprint
 
     public static Fingerprint Start(string kind) => new Fingerprint { _hash = Offset }.Add(kind);
 
+    // A hash wraps by definition: unchecked in a project that checks all other arithmetic.
     public Fingerprint Add(string value)
     {
-        foreach (var ch in value)
+        unchecked
         {
-            _hash = (_hash ^ (byte)ch) * Prime;
-            _hash = (_hash ^ (byte)(ch >> 8)) * Prime;
+            foreach (var ch in value)
+            {
+                _hash = (_hash ^ (byte)ch) * Prime;
+                _hash = (_hash ^ (byte)(ch >> 8)) * Prime;
+            }
+            _hash = (_hash ^ 0xFF) * Prime; // field separator, so ("ab","c") differs from ("a","bc")
         }
-        _hash = (_hash ^ 0xFF) * Prime; // field separator, so ("ab","c") differs from ("a","bc")
         return this;
     }
 
     public Fingerprint Add(long value)
     {
-        for (var i = 0; i < 8; i++)
+        unchecked
         {
-            _hash = (_hash ^ (byte)(value >> (i * 8))) * Prime;
+            for (var i = 0; i < 8; i++)
+            {
+                _hash = (_hash ^ (byte)(value >> (i * 8))) * Prime;
+            }
         }
         return this;
     }

@@ -5,15 +5,15 @@ public static class Money
 {
     public const int BasisPointsPerUnit = 10_000;
 
-    /// <summary>amount × bps / 10 000, truncated towards zero; 128-bit intermediate so nothing overflows.</summary>
+    /// <summary>amount × bps / 10 000, truncated towards zero; 128-bit intermediate, and a result past long throws.</summary>
     public static long ApplyBps(long amountMinor, int rateBps) =>
-        (long)((Int128)amountMinor * rateBps / BasisPointsPerUnit);
+        checked((long)((Int128)amountMinor * rateBps / BasisPointsPerUnit));
 
     /// <summary>value × numerator / denominator truncated towards zero (proportional reversal and clawback).</summary>
     public static long Proportion(long value, long numerator, long denominator)
     {
         if (denominator <= 0) throw new ArgumentOutOfRangeException(nameof(denominator), denominator, "must be positive");
-        return (long)((Int128)value * numerator / denominator);
+        return checked((long)((Int128)value * numerator / denominator));
     }
 
     /// <summary>Floors a non-negative amount to whole bonuses (100 minor); negatives round towards zero.</summary>

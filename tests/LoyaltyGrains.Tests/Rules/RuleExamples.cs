@@ -115,6 +115,10 @@ public static class RuleExamples
             .Authorize("a2", 100_000, mcc: 5411).Expect(1_000, "base 1000")),
         ("R-CAMP-12", s => s.Campaign(Campaign("x", budgetMinor: 100_000)).Purchase("a1", 100_000).Refund("r1", "a1-c", 40_000)
             .Expect(-2_400, "base -400, campaign:x -2000").ExpectBudgetLeft("x", 97_000)),
+        ("R-CAMP-14", s => s.Campaign(Campaign("a", rateBps: 10_000, stackingOrder: 1)).Campaign(Campaign("b", rateBps: 10_000, stackingOrder: 2))
+            .Authorize("a1", 100_000).Expect(100_000, "base 1000, campaign:a 99000")),
+        ("R-CAMP-15", s => s.Program(p => p with { MaxAccrualRateBps = 1_000 }).Choose("supermarkets").Campaign(Campaign("x", rateBps: 1_000))
+            .Authorize("a1", 100_000).Expect(10_000, "base 1000, category:supermarkets 4000, campaign:x 5000")),
 
         // Expiry
         ("R-EXP-1", s => s.Purchase("a1", 100_000).Advance(TimeSpan.FromDays(200)).Purchase("a2", 100_000)
