@@ -62,6 +62,9 @@ public sealed class LoadDriver : IAsyncDisposable
         _deadline = deadline;
     }
 
+    /// <summary>Each worker's pause between one purchase (authorize+capture) and the next; none by default.</summary>
+    public TimeSpan Pace { get; init; }
+
     /// <summary>The run's clock: attempts and the caller's marks (fault start and end) are on it.</summary>
     public TimeSpan Elapsed => _clock.Elapsed;
 
@@ -141,6 +144,7 @@ public sealed class LoadDriver : IAsyncDisposable
             };
             if (!await DeliverAsync(worker, member, authorize.TransactionId, (c, d) => c.AuthorizeAsync(authorize, deadline: d).ResponseAsync, random)) continue;
             await DeliverAsync(worker, member, capture.TransactionId, (c, d) => c.CaptureAsync(capture, deadline: d).ResponseAsync, random);
+            if (Pace > TimeSpan.Zero) await PauseAsync(Pace, _noNewWork.Token);
         }
     }
 
@@ -180,11 +184,13 @@ public sealed class LoadDriver : IAsyncDisposable
         }
     }
 
-    private async Task PauseAsync(TimeSpan pause)
+    private Task PauseAsync(TimeSpan pause) => PauseAsync(pause, _giveUp.Token);
+
+    private static async Task PauseAsync(TimeSpan pause, CancellationToken cancel)
     {
         try
         {
-            await Task.Delay(pause, _giveUp.Token);
+            await Task.Delay(pause, cancel);
         }
         catch (OperationCanceledException)
         {
