@@ -21,6 +21,9 @@ public abstract class EngineProcess : IAsyncDisposable
     private readonly Queue<string> _tail = new();
     private long _headLines;
     private long _lines;
+    // Kept at disposal: a caller may still hold a process the cluster replaced (its exit code stays readable, like its log).
+    private bool _disposed;
+    private int? _exitCodeAtDisposal;
 
     /// <summary>Starts <paramref name="dll"/> with <paramref name="environment"/> and returns at once; <paramref name="what"/> names it in messages.</summary>
     protected EngineProcess(string what, string dll, IReadOnlyDictionary<string, string> environment, int grpcPort)
@@ -37,6 +40,7 @@ public abstract class EngineProcess : IAsyncDisposable
         info.Environment["DOTNET_gcServer"] = "0";
         _started = Stopwatch.StartNew();
         _process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {what}");
+        Pid = _process.Id;
         GrpcPort = grpcPort;
         Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
         _process.OutputDataReceived += (_, e) => Append(e.Data);
@@ -47,9 +51,9 @@ public abstract class EngineProcess : IAsyncDisposable
 
     public int GrpcPort { get; }
     public GrpcChannel Channel { get; }
-    public int Pid => _process.Id;
-    public bool HasExited => _process.HasExited;
-    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+    public int Pid { get; }
+    public bool HasExited => _disposed || _process.HasExited;
+    public int? ExitCode => _disposed ? _exitCodeAtDisposal : _process.HasExited ? _process.ExitCode : null;
 
     /// <summary>Lines the process wrote to stdout and stderr so far (all of them, also those the kept log dropped).</summary>
     public long LogLines
@@ -117,6 +121,7 @@ public abstract class EngineProcess : IAsyncDisposable
     /// <summary>kill -9: no shutdown hooks, no flush, nothing graceful.</summary>
     public void KillHard()
     {
+        if (_disposed) return;
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
         _process.WaitForExit(10_000);
     }
@@ -147,7 +152,10 @@ public abstract class EngineProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
         KillHard();
+        _exitCodeAtDisposal = _process.HasExited ? _process.ExitCode : null;
+        _disposed = true;
         Channel.Dispose();
         _process.Dispose();
         GC.SuppressFinalize(this);
