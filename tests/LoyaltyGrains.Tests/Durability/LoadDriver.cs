@@ -34,7 +34,8 @@ public sealed class LoadDriver : IAsyncDisposable
     private static readonly TimeSpan BackoffFirst = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan BackoffMax = TimeSpan.FromSeconds(1);
 
-    private readonly Processing.ProcessingClient _processing;
+    // One client per channel (e.g. one per gateway); calls go round-robin, so a retry goes to the next one.
+    private readonly Processing.ProcessingClient[] _processing;
     private readonly IReadOnlyList<LoadMember> _members;
     private readonly TimeSpan _deadline;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
@@ -45,13 +46,24 @@ public sealed class LoadDriver : IAsyncDisposable
     private readonly CancellationTokenSource _giveUp = new();
     private Task[] _workers = [];
     private bool _stopped;
+    private int _calls;
 
     public LoadDriver(GrpcChannel channel, IReadOnlyList<LoadMember> members, TimeSpan deadline)
+        : this([channel], members, deadline)
     {
-        _processing = new Processing.ProcessingClient(channel);
+    }
+
+    /// <summary>Load spread over several endpoints of one engine (gateways), call by call, round-robin.</summary>
+    public LoadDriver(IReadOnlyList<GrpcChannel> channels, IReadOnlyList<LoadMember> members, TimeSpan deadline)
+    {
+        if (channels.Count == 0) throw new ArgumentException("at least one channel", nameof(channels));
+        _processing = [.. channels.Select(c => new Processing.ProcessingClient(c))];
         _members = members;
         _deadline = deadline;
     }
+
+    /// <summary>Each worker's pause between one purchase (authorize+capture) and the next; none by default.</summary>
+    public TimeSpan Pace { get; init; }
 
     /// <summary>The run's clock: attempts and the caller's marks (fault start and end) are on it.</summary>
     public TimeSpan Elapsed => _clock.Elapsed;
@@ -132,6 +144,7 @@ public sealed class LoadDriver : IAsyncDisposable
             };
             if (!await DeliverAsync(worker, member, authorize.TransactionId, (c, d) => c.AuthorizeAsync(authorize, deadline: d).ResponseAsync, random)) continue;
             await DeliverAsync(worker, member, capture.TransactionId, (c, d) => c.CaptureAsync(capture, deadline: d).ResponseAsync, random);
+            if (Pace > TimeSpan.Zero) await PauseAsync(Pace, _noNewWork.Token);
         }
     }
 
@@ -145,7 +158,8 @@ public sealed class LoadDriver : IAsyncDisposable
             var started = Elapsed;
             try
             {
-                var reply = await send(_processing, DateTime.UtcNow + _deadline);
+                var client = _processing[(int)((uint)Interlocked.Increment(ref _calls) % _processing.Length)];
+                var reply = await send(client, DateTime.UtcNow + _deadline);
                 _attempts.Enqueue(new Attempt(worker, id, attempt, started, Elapsed, reply.Status, null));
                 _acknowledged.Enqueue(new Acknowledged(id, member.MemberId, reply, send));
                 _unresolved.TryRemove(id, out _);
@@ -170,11 +184,13 @@ public sealed class LoadDriver : IAsyncDisposable
         }
     }
 
-    private async Task PauseAsync(TimeSpan pause)
+    private Task PauseAsync(TimeSpan pause) => PauseAsync(pause, _giveUp.Token);
+
+    private static async Task PauseAsync(TimeSpan pause, CancellationToken cancel)
     {
         try
         {
-            await Task.Delay(pause, _giveUp.Token);
+            await Task.Delay(pause, cancel);
         }
         catch (OperationCanceledException)
         {

@@ -72,7 +72,7 @@ public sealed class HealthWatch : IAsyncDisposable
         while (!_stop.IsCancellationRequested)
         {
             var at = _clock();
-            var status = await SiloProcess.CheckHealthAsync(_health);
+            var status = await EngineProcess.CheckHealthAsync(_health);
             lock (_samples) _samples.Add((at, status));
             try
             {

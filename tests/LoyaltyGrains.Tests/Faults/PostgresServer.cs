@@ -55,7 +55,7 @@ public sealed class PostgresServer : IAsyncDisposable
         var bin = FindBin();
         var dir = Directory.CreateTempSubdirectory("loyalty-pgfault.").FullName;
         var asPostgresUser = Environment.UserName == "root";
-        var server = new PostgresServer(bin, dir, asPostgresUser, SiloProcess.FreePort(), database);
+        var server = new PostgresServer(bin, dir, asPostgresUser, EngineProcess.FreePort(), database);
         try
         {
             if (asPostgresUser) await server.RunAsync("chown", ["-R", "postgres", dir]);

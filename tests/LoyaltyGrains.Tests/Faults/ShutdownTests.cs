@@ -77,7 +77,7 @@ public sealed partial class ShutdownTests(ITestOutputHelper output)
         var clock = System.Diagnostics.Stopwatch.StartNew();
         while (clock.Elapsed < DatabaseDownFor && !silo.HasExited)
         {
-            servingWhileDown |= await SiloProcess.CheckHealthAsync(health) == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving;
+            servingWhileDown |= await EngineProcess.CheckHealthAsync(health) == Grpc.Health.V1.HealthCheckResponse.Types.ServingStatus.Serving;
             await Task.Delay(250);
         }
         var exitWhileDown = silo.ExitCode;

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using Grpc.Health.V1;
+using Grpc.Net.Client;
+
+namespace LoyaltyGrains.Tests.Durability;
+
+/// <summary>
+/// An engine host (a silo, or a gateway joining the silos as an Orleans client) as a separate OS process on loopback
+/// ports: started from its built dll, its log kept, ready-checked by gRPC health, killed (-9) or stopped (SIGTERM).
+/// </summary>
+public abstract class EngineProcess : IAsyncDisposable
+{
+    private const int HeadCharsMax = 100_000;
+    private const int TailLinesMax = 200;
+
+    private readonly Process _process;
+    private readonly Stopwatch _started;
+    private readonly string _what;
+    // The start of the log (how it came up) and its last lines (what it did last): a storming log keeps both readable.
+    private readonly System.Text.StringBuilder _head = new();
+    private readonly Queue<string> _tail = new();
+    private long _headLines;
+    private long _lines;
+    // Kept at disposal: a caller may still hold a process the cluster replaced (its exit code stays readable, like its log).
+    private bool _disposed;
+    private int? _exitCodeAtDisposal;
+
+    /// <summary>Starts <paramref name="dll"/> with <paramref name="environment"/> and returns at once; <paramref name="what"/> names it in messages.</summary>
+    protected EngineProcess(string what, string dll, IReadOnlyDictionary<string, string> environment, int grpcPort)
+    {
+        _what = what;
+        var info = new ProcessStartInfo("dotnet", $"\"{dll}\"")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetDirectoryName(dll)!,
+        };
+        foreach (var (name, value) in environment) info.Environment[name] = value;
+        info.Environment["DOTNET_gcServer"] = "0";
+        _started = Stopwatch.StartNew();
+        _process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {what}");
+        Pid = _process.Id;
+        GrpcPort = grpcPort;
+        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        _process.OutputDataReceived += (_, e) => Append(e.Data);
+        _process.ErrorDataReceived += (_, e) => Append(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public int GrpcPort { get; }
+    public GrpcChannel Channel { get; }
+    public int Pid { get; }
+    public bool HasExited => _disposed || _process.HasExited;
+    public int? ExitCode => _disposed ? _exitCodeAtDisposal : _process.HasExited ? _process.ExitCode : null;
+
+    /// <summary>Lines the process wrote to stdout and stderr so far (all of them, also those the kept log dropped).</summary>
+    public long LogLines
+    {
+        get
+        {
+            lock (_head) return _lines;
+        }
+    }
+
+    /// <summary>The log for a failure message: its start, then its last lines.</summary>
+    public string Log
+    {
+        get
+        {
+            lock (_head)
+            {
+                var after = _lines - _headLines;
+                var dropped = after - _tail.Count;
+                return _head + (dropped > 0 ? $"[… {dropped} lines …]\n" : "") + string.Join('\n', _tail.TakeLast((int)Math.Min(after, _tail.Count)));
+            }
+        }
+    }
+
+    /// <summary>The last lines of the log, for failure messages that already have the start.</summary>
+    public string LogTail(int lines = 60)
+    {
+        lock (_head) return string.Join('\n', _tail.TakeLast(lines));
+    }
+
+    /// <summary>Log lines that match, for asserting what the process said.</summary>
+    public IReadOnlyList<string> LogLinesMatching(Func<string, bool> match)
+    {
+        lock (_head) return [.. _head.ToString().Split('\n').Concat(_tail).Where(match).Distinct()];
+    }
+
+    /// <summary>Waits until the health check says SERVING; returns the time since launch. Fails at once if the process exits.</summary>
+    public async Task<TimeSpan> WaitUntilServingAsync(TimeSpan timeout)
+    {
+        var health = new Health.HealthClient(Channel);
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"{_what} exited with {_process.ExitCode}:\n{Log}");
+            if (waited.Elapsed > timeout) throw new TimeoutException($"{_what} did not serve within {timeout}:\n{Log}");
+            if (await CheckHealthAsync(health) == HealthCheckResponse.Types.ServingStatus.Serving) return _started.Elapsed;
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>The overall health (service ""), or null when there is no answer within a second.</summary>
+    public static async Task<HealthCheckResponse.Types.ServingStatus?> CheckHealthAsync(Health.HealthClient health)
+    {
+        try
+        {
+            var reply = await health.CheckAsync(new HealthCheckRequest(), deadline: DateTime.UtcNow.AddSeconds(1));
+            return reply.Status;
+        }
+        catch (Grpc.Core.RpcException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>kill -9: no shutdown hooks, no flush, nothing graceful.</summary>
+    public void KillHard()
+    {
+        if (_disposed) return;
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>SIGTERM, as systemd or Kubernetes stop a service: the process should drain and exit by itself.</summary>
+    public void Terminate()
+    {
+        if (!_process.HasExited && !Signals.Send(_process.Id, Signals.Term) && !_process.HasExited)
+        {
+            throw new InvalidOperationException($"kill -TERM {_process.Id} failed");
+        }
+    }
+
+    /// <summary>Waits at most <paramref name="timeout"/> for the process to exit; its exit code, or null if it is still running.</summary>
+    public async Task<int?> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var limit = new CancellationTokenSource(timeout);
+        try
+        {
+            await _process.WaitForExitAsync(limit.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed) return;
+        KillHard();
+        _exitCodeAtDisposal = _process.HasExited ? _process.ExitCode : null;
+        _disposed = true;
+        Channel.Dispose();
+        _process.Dispose();
+        GC.SuppressFinalize(this);
+        await Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// The built dll of a project of this repository, <paramref name="projectDir"/>/bin/&lt;Configuration&gt;/net10.0,
+    /// for the configuration the tests were built in (tests/LoyaltyGrains.Tests/bin/&lt;Configuration&gt;/net10.0).
+    /// </summary>
+    protected static string BuiltDll(string projectDir, string dllName)
+    {
+        var testBin = new DirectoryInfo(AppContext.BaseDirectory);
+        var configuration = testBin.Parent!.Name;
+        for (var dir = testBin; dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.Combine(dir.FullName, projectDir, "bin", configuration, testBin.Name, dllName);
+            if (File.Exists(candidate)) return candidate;
+        }
+        throw new FileNotFoundException($"{projectDir}/bin/{configuration}/{testBin.Name}/{dllName} not found; build the solution first");
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null) return;
+        lock (_head)
+        {
+            _lines++;
+            if (_head.Length < HeadCharsMax)
+            {
+                _head.AppendLine(line);
+                _headLines++;
+            }
+            _tail.Enqueue(line);
+            if (_tail.Count > TailLinesMax) _tail.Dequeue();
+        }
+    }
+}
