@@ -22,10 +22,21 @@ public static class GatewayExtensions
             options.EnableDetailedErrors = false;
             options.MaxReceiveMessageSize = 1024 * 1024;
         });
-        services.AddGrpcHealthChecks().AddCheck("engine", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
+        // Health per service as well as overall (""): each loyalty.v1 service needs the same things (the engine, and in
+        // durable mode the database and the cluster), so each reports every check.
+        services.AddGrpcHealthChecks(options =>
+        {
+            foreach (var service in ServiceNames) options.Services.Map(service, _ => true);
+        }).AddCheck("engine", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         services.AddGrpcReflection();
         return services;
     }
+
+    /// <summary>The gRPC health service names: overall ("") and each service of loyalty.v1.</summary>
+    public static readonly string[] ServiceNames =
+    [
+        "", V1.Processing.Descriptor.FullName, V1.Balances.Descriptor.FullName, V1.Offers.Descriptor.FullName, V1.Admin.Descriptor.FullName,
+    ];
 
     public static IEndpointRouteBuilder MapLoyaltyGateway(this IEndpointRouteBuilder endpoints)
     {

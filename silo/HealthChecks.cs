@@ -55,3 +55,14 @@ public sealed class DatabaseHealthCheck(PostgresLedger ledger) : IHealthCheck
 
     private static HealthCheckResult Unhealthy(string why) => HealthCheckResult.Unhealthy(why);
 }
+
+/// <summary>Ready only while this silo is an active member of the cluster (not joining, not shutting down or declared dead).</summary>
+public sealed class SiloActiveHealthCheck(Orleans.Runtime.ISiloStatusOracle membership) : IHealthCheck
+{
+    public const string Name = "silo";
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(membership.CurrentStatus == Orleans.Runtime.SiloStatus.Active
+            ? HealthCheckResult.Healthy("active in the cluster")
+            : HealthCheckResult.Unhealthy($"silo status {membership.CurrentStatus}"));
+}

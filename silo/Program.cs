@@ -59,7 +59,7 @@ if (settings.PostgresConnectionString is { } postgres)
         silo.ConfigureEndpoints(settings.AdvertisedAddress, settings.SiloPort, settings.SiloGatewayPort, listenOnAnyHostAddress: false);
         silo.UseLoyaltyPostgres(postgres, new PostgresLedgerOptions { CommitTimeout = settings.CommitTimeout });
     });
-    builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>(DatabaseHealthCheck.Name);
+    builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>(DatabaseHealthCheck.Name).AddCheck<SiloActiveHealthCheck>(SiloActiveHealthCheck.Name);
 }
 else
 {
