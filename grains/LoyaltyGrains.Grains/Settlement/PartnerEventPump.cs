@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using LoyaltyGrains.Contracts;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -13,12 +14,13 @@ namespace LoyaltyGrains.Grains.Settlement;
 /// Two silos delivering the same event is harmless: the second apply finds it gone and counts nothing.
 /// A partner whose grain fails is retried with back-off, never skipped for good: a payout is never dropped.
 /// </summary>
-public sealed class PartnerEventPump(IGrainFactory grains, IPartnerSettlementStore store, TimeProvider clock, ILogger<PartnerEventPump> logger)
-    : BackgroundService
+public sealed class PartnerEventPump(IGrainFactory grains, IPartnerSettlementStore store, TimeProvider clock, ILogger<PartnerEventPump> logger,
+    IConfiguration? configuration = null) : BackgroundService
 {
     private const int ReadMax = 2_000;
     private const int EventsPerCall = 500;
-    private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(100);
+    /// <summary>The pause after a pass that found less than a full read: the delivery lag's floor when idle.</summary>
+    private readonly TimeSpan _idlePoll = configuration?.GetValue<TimeSpan?>("Loyalty:Settlement:PollInterval") ?? TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan CountEvery = TimeSpan.FromSeconds(2);
     private static readonly TimeSpan BackoffMin = TimeSpan.FromMilliseconds(200), BackoffMax = TimeSpan.FromSeconds(10);
 
@@ -58,7 +60,7 @@ public sealed class PartnerEventPump(IGrainFactory grains, IPartnerSettlementSto
                 var delivered = await PassAsync(stoppingToken).ConfigureAwait(false);
                 if (failures > 0) logger.LogInformation("Partner event delivery reaches the outbox again");
                 failures = 0;
-                if (delivered < ReadMax) await Task.Delay(IdlePoll, clock, stoppingToken).ConfigureAwait(false);
+                if (delivered < ReadMax) await Task.Delay(_idlePoll, clock, stoppingToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -115,27 +117,21 @@ public sealed class PartnerEventPump(IGrainFactory grains, IPartnerSettlementSto
         }
     }
 
-    /// <summary>Keeps the lag gauges current: exactly when the outbox is drained, from a count every few seconds otherwise.</summary>
+    /// <summary>Keeps the lag gauges current: from the pass itself when it read all that waits, from a count every few seconds otherwise.</summary>
     private async Task CountAsync(IReadOnlyList<PartnerEvent> read, bool skipped, CancellationToken cancellationToken)
     {
-        if (read.Count == 0 && !skipped)
+        if (!skipped && read.Count < ReadMax)
         {
-            Interlocked.Exchange(ref s_undelivered, 0);
-            Interlocked.Exchange(ref s_oldestTicks, 0);
+            Interlocked.Exchange(ref s_undelivered, read.Count);
+            Interlocked.Exchange(ref s_oldestTicks, read.Count == 0 ? 0 : read.Min(e => e.RecordedAtUtc).Ticks);
             return;
         }
         var now = clock.GetUtcNow().UtcDateTime;
-        if (now - _countedAt < CountEvery && read.Count > 0)
-        {
-            var oldest = read.Min(e => e.RecordedAtUtc);
-            var known = Interlocked.Read(ref s_oldestTicks);
-            if (known == 0 || oldest.Ticks < known) Interlocked.Exchange(ref s_oldestTicks, oldest.Ticks);
-            return;
-        }
+        if (now - _countedAt < CountEvery) return;
         _countedAt = now;
-        var (count, oldestAll) = await store.UndeliveredAsync(null, cancellationToken).ConfigureAwait(false);
+        var (count, oldest) = await store.UndeliveredAsync(null, cancellationToken).ConfigureAwait(false);
         Interlocked.Exchange(ref s_undelivered, count);
-        Interlocked.Exchange(ref s_oldestTicks, oldestAll?.Ticks ?? 0);
+        Interlocked.Exchange(ref s_oldestTicks, oldest?.Ticks ?? 0);
     }
 
     private static TimeSpan Backoff(int failures) =>

@@ -13,6 +13,7 @@ namespace LoyaltyGrains.Tests.Durability;
 /// (0 lost, 0 doubled), every retry of an acknowledged message must be DUPLICATE with the same figures, and balances
 /// must equal the ledger.
 /// </summary>
+[Collection(ProcessesCollection.Name)]
 public sealed class CrashTests(ITestOutputHelper output)
 {
     private const int Workers = 64;
