@@ -82,5 +82,69 @@ public sealed class PayoutStoreTests : IAsyncLifetime
         Assert.Contains("the ledger says 70", problem.Problem, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Export_writes_statements_and_a_balanced_journal_that_reconcile_to_the_ledger()
+    {
+        await _ledger.AppendAsync(
+        [
+            Entry(1, EntryKind.Authorize, Day1, new AccrualLine("base", 100), new AccrualLine("campaign:a", 500, 500, "p,1")),
+            Entry(2, EntryKind.Capture, Day1, new AccrualLine("base", 100), new AccrualLine("rounding", -3), new AccrualLine("campaign:a", 500, 500, "p,1")),
+            Entry(3, EntryKind.Refund, Day1.AddMinutes(2), new AccrualLine("base", -40), new AccrualLine("campaign:a", -200, 500, "p,1")),
+            Entry(4, EntryKind.Redeem, Day1.AddMinutes(3), new AccrualLine("redeem", -300, 0, "p,1")),
+            Entry(5, EntryKind.RedeemRefund, Day1.AddMinutes(4), new AccrualLine("redeem", 100, 0, "p,1")),
+            Entry(6, EntryKind.ExpireLots, Day1.AddMinutes(5), new AccrualLine("expiry", -7)),
+            Entry(7, EntryKind.ForcePost, Day1.AddDays(3), new AccrualLine("base", 100)), // outside the exported days
+        ]);
+        var events = await _store.ReadUndeliveredAsync(100, [], default);
+        await _store.ApplyAsync("p,1", events, default);
+        var outDir = Path.Combine(Path.GetTempPath(), "export-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (exit, log) = await SiloCommand.RunAsync(_database.ConnectionString, "export", "--from", "2026-12-01", "--to", "2026-12-02", "--out", outDir);
+            Assert.True(exit == 0, log);
+
+            var statement = File.ReadAllLines(Path.Combine(outDir, "statement-p_1.csv"));
+            Assert.Equal("partner_id,day,accrued_minor,accrued,clawed_back_minor,clawed_back,redeemed_minor,redeemed,net_minor,net,events", statement[0]);
+            Assert.Equal("\"p,1\",2026-12-01,500,5.00,0,0.00,0,0.00,500,5.00,1", statement[1]);
+            Assert.Equal("\"p,1\",2026-12-02,0,0.00,200,2.00,200,2.00,-400,-4.00,3", statement[2]);
+            Assert.Equal("\"p,1\",total,500,5.00,200,2.00,200,2.00,100,1.00,4", statement[3]);
+            Assert.Equal(4, statement.Length);
+
+            var journal = File.ReadAllLines(Path.Combine(outDir, "journal.csv")).Skip(1).Select(ParseCsv).ToArray();
+            Assert.Equal(journal.Sum(f => long.Parse(f[6], System.Globalization.CultureInfo.InvariantCulture)), journal.Sum(f => long.Parse(f[8], System.Globalization.CultureInfo.InvariantCulture)));
+            var liability = journal.Where(f => f[3] == "bonus_liability")
+                .Sum(f => long.Parse(f[8], System.Globalization.CultureInfo.InvariantCulture) - long.Parse(f[6], System.Globalization.CultureInfo.InvariantCulture));
+            Assert.Equal(97 + 500 - 240 - 300 + 100 - 7, liability);
+            Assert.Contains(journal, f => f is [_, _, "accrual", "partner_receivable", "p,1", "p,1", "500", "5.00", "0", "0.00"]);
+            Assert.Contains(journal, f => f is [_, _, "accrual", "cashback_expense", "bank", "", "97", "0.97", "0", "0.00"]);
+            Assert.Contains(journal, f => f is [_, _, "redemption", "partner_payable", "p,1", "p,1", "0", "0.00", "300", "3.00"]);
+            Assert.Contains(journal, f => f is [_, _, "expiry", "breakage_income", "bank", "", "0", "0.00", "7", "0.07"]);
+            var reconciliation = File.ReadAllLines(Path.Combine(outDir, "reconciliation.csv")).Skip(1).Select(ParseCsv).ToArray();
+            Assert.All(reconciliation, f => Assert.Equal("0", f[7]));
+        }
+        finally
+        {
+            if (Directory.Exists(outDir)) Directory.Delete(outDir, recursive: true);
+        }
+    }
+
+    /// <summary>Just enough RFC 4180 for the export's files: quoted fields with doubled quotes.</summary>
+    private static string[] ParseCsv(string line)
+    {
+        var fields = new List<string>();
+        var field = new System.Text.StringBuilder();
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var ch = line[i];
+            if (quoted && ch == '"' && i + 1 < line.Length && line[i + 1] == '"') { field.Append('"'); i++; }
+            else if (ch == '"') quoted = !quoted;
+            else if (ch == ',' && !quoted) { fields.Add(field.ToString()); field.Clear(); }
+            else field.Append(ch);
+        }
+        fields.Add(field.ToString());
+        return [.. fields];
+    }
+
     private async Task<List<(string Partner, string Problem)>> ProblemsAsync() => await PayoutChecks.ViolationsAsync(_database.ConnectionString);
 }
