@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
 
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == "export") return await SettlementExport.RunAsync(args[1..]);
 
 // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });

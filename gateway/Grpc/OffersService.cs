@@ -5,7 +5,7 @@ using LoyaltyGrains.Gateway.V1;
 
 namespace LoyaltyGrains.Gateway.Grpc;
 
-/// <summary>Offers: what a member would earn (no side effects), club offers, activation.</summary>
+/// <summary>Offers: what a member would earn (no side effects), club offers, activation, partner payouts.</summary>
 public sealed class OffersService(IGrainFactory grains) : Offers.OffersBase
 {
     public override async Task<EligibilityReply> CheckEligibility(CheckEligibilityRequest request, ServerCallContext context)
@@ -40,6 +40,14 @@ public sealed class OffersService(IGrainFactory grains) : Offers.OffersBase
         var memberId = Validate.Id(request.MemberId, "member_id");
         var campaignId = Validate.Id(request.CampaignId, "campaign_id");
         return ToList(await grains.MemberGrain(memberId).ActivateOffer(campaignId));
+    }
+
+    public override async Task<PayoutStatement> GetPayouts(GetPayoutsRequest request, ServerCallContext context)
+    {
+        var partnerId = Validate.Id(request.PartnerId, "partner_id");
+        var (fromDay, toDay) = PayoutMapping.Days(request);
+        var report = await grains.GetGrain<IPartnerSettlementGrain>(GrainKeys.PartnerPrefix + partnerId).GetPayouts(fromDay, toDay);
+        return PayoutMapping.ToStatement(report);
     }
 
     private static OfferList ToList(OfferListing listing)

@@ -1,4 +1,5 @@
 using LoyaltyGrains.Grains.Ledger;
+using LoyaltyGrains.Grains.Settlement;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -12,6 +13,7 @@ public static class HostingExtensions
     {
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<ILedger, InMemoryLedger>();
+        services.AddPartnerSettlement();
         services.AddSingleton<RulesProvider>();
         services.AddSingleton<IRulesProvider>(sp => sp.GetRequiredService<RulesProvider>());
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RulesProvider>());

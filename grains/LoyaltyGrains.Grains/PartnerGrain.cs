@@ -1,4 +1,5 @@
 using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Grains.Settlement;
 
 namespace LoyaltyGrains.Grains;
 
@@ -9,9 +10,21 @@ public sealed class PartnerGrainState
     [Id(1)] public bool Exists { get; set; }
 }
 
-/// <summary>A partner that funds offers and accepts bonuses as payment.</summary>
-public sealed class PartnerGrain([PersistentState("partner", StorageNames.Loyalty)] IPersistentState<PartnerGrainState> state) : Grain, IPartnerGrain
+/// <summary>
+/// A partner that funds offers and accepts bonuses as payment. Its settlement (day totals) lives in the settlement
+/// store, not in grain state: there it is committed together with the removal of the events it applied.
+/// </summary>
+public sealed class PartnerGrain(
+    [PersistentState("partner", StorageNames.Loyalty)] IPersistentState<PartnerGrainState> state,
+    IPartnerSettlementStore settlement,
+    TimeProvider clock) : Grain, IPartnerGrain, IPartnerSettlementGrain
 {
+    /// <summary>
+    /// The longest a ledger entry can take from its time stamp to its commit (commit wait plus a statement's timeout,
+    /// rounded up): an entry stamped earlier than this may still be on its way, so payouts claim no later completeness.
+    /// </summary>
+    public static readonly TimeSpan InFlightWindow = TimeSpan.FromSeconds(30);
+
     private string PartnerId => GrainKeys.IdOf(this.GetPrimaryKeyString());
 
     public async Task<PartnerInfo> Upsert(string name)
@@ -26,4 +39,16 @@ public sealed class PartnerGrain([PersistentState("partner", StorageNames.Loyalt
     }
 
     public Task<PartnerInfo?> GetPartner() => Task.FromResult(state.State.Exists ? new PartnerInfo(PartnerId, state.State.Name) : null);
+
+    public Task<int> Apply(PartnerEvent[] events) => settlement.ApplyAsync(PartnerId, events, CancellationToken.None);
+
+    public async Task<PayoutReport> GetPayouts(DateTime fromDay, DateTime toDay)
+    {
+        // Undelivered first: an event applied between the two reads is then counted, never missed.
+        var (undelivered, oldest) = await settlement.UndeliveredAsync(PartnerId, CancellationToken.None);
+        var days = await settlement.ReadPayoutsAsync(PartnerId, fromDay, toDay, CancellationToken.None);
+        var settled = clock.GetUtcNow().UtcDateTime - InFlightWindow;
+        var completeThrough = oldest is { } first && first < settled ? first : settled;
+        return new PayoutReport(PartnerId, [.. days], completeThrough, undelivered);
+    }
 }

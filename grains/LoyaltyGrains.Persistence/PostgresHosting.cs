@@ -70,6 +70,7 @@ public static class PostgresHosting
         silo.Services.AddSingleton(sp => new PostgresLedger(tuned, ledger, sp.GetRequiredService<ILogger<PostgresLedger>>(), sp.GetRequiredService<PostgresAvailability>()));
         // The same instance: the container disposes it through both registrations, which DisposeAsync tolerates.
         silo.Services.AddSingleton<ILedger>(sp => sp.GetRequiredService<PostgresLedger>());
+        silo.Services.AddSingleton<LoyaltyGrains.Grains.Settlement.IPartnerSettlementStore>(_ => new PostgresPartnerSettlement(tuned));
         return silo;
     }
 

@@ -611,16 +611,19 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
 
         private static readonly string InsertSql = BuildInsertSql();
 
+        private readonly PartnerOutboxRows _events = new();
         private NpgsqlCommand? _command;
 
         public void Fill(IReadOnlyList<PendingAppend> batch)
         {
             foreach (var column in _columns) column.Clear();
+            _events.Clear();
             foreach (var append in batch)
             {
                 foreach (var entry in append.Entries)
                 {
                     foreach (var column in _columns) column.Add(entry);
+                    _events.Add(entry);
                 }
             }
         }
@@ -632,6 +635,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             _command?.Dispose();
             _command = new NpgsqlCommand(InsertSql, connection);
             foreach (var column in _columns) _command.Parameters.Add(column.Parameter);
+            _command.Parameters.AddRange(_events.Parameters);
             await _command.PrepareAsync().ConfigureAwait(false);
             return _command;
         }
@@ -661,7 +665,8 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             return $"""
                 WITH keys AS (
                     INSERT INTO loyalty.ledger_keys (message_id, member_id, sequence, recorded_at)
-                    SELECT * FROM unnest($3::text[], $1::text[], $2::bigint[], $19::timestamptz[]))
+                    SELECT * FROM unnest($3::text[], $1::text[], $2::bigint[], $19::timestamptz[])),
+                {PartnerOutboxRows.Cte(types.Length + 1)}
                 INSERT INTO loyalty.ledger ({Columns})
                 SELECT * FROM unnest({arrays})
                 """;

@@ -6,7 +6,7 @@ namespace LoyaltyGrains.Grains.Ledger;
 /// The embedded default's ledger: same contract as the PostgreSQL one (uniqueness, atomic appends, paging), kept in
 /// process memory, so it is lost when the process stops. Bounded only by memory: for demos and tests.
 /// </summary>
-public sealed class InMemoryLedger : ILedger
+public sealed class InMemoryLedger(Settlement.InMemoryPartnerSettlement? settlement = null) : ILedger
 {
     private readonly Lock _gate = new();
     private readonly Dictionary<string, LedgerEntry> _byMessageId = new(StringComparer.Ordinal);
@@ -45,6 +45,7 @@ public sealed class InMemoryLedger : ILedger
                 _byMessageId.Add(entry.MessageId, entry);
                 MemberList(entry.MemberId).Add(entry);
             }
+            settlement?.AddCommitted(entries); // under the ledger's lock: an entry and its partner events appear together
         }
         return Task.CompletedTask;
     }

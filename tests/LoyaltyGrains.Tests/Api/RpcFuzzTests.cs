@@ -11,7 +11,7 @@ namespace LoyaltyGrains.Tests.Api;
 /// <summary>
 /// A property-based fuzz of every RPC of loyalty.v1 over real gRPC loopback: seeded random and boundary values for
 /// every field, on top of valid-looking requests for existing members, cards, authorizations and campaigns so the deep
-/// paths are reached. Properties: never INTERNAL or UNKNOWN (GetPayouts alone may answer UNIMPLEMENTED); an error
+/// paths are reached. Properties: never INTERNAL or UNKNOWN; an error
 /// message is short; a refused call (and any read) changes nothing but time-driven housekeeping; a purchase earns
 /// between 0 and its amount and a balance stays within its documented maximum; the engine still serves afterwards. The seed is printed; LOYALTY_FUZZ_SEED replays a run, LOYALTY_FUZZ_REQUESTS changes its size.
 /// </summary>
@@ -542,7 +542,7 @@ public sealed class RpcFuzzTests(EngineFixture engine, ITestOutputHelper output)
         {
             var request = new GetPayoutsRequest { PartnerId = Str(Partner), From = Time(Ts(Now.AddDays(-30))), To = Time(Ts(Now)) };
             await CallAsync("Offers.GetPayouts", [], () => test.Offers.GetPayoutsAsync(request, deadline: Deadline()).ResponseAsync, read: true,
-                unimplementedAllowed: true, request: request);
+                request: request);
         }
 
         private async Task EnrollMemberAsync()

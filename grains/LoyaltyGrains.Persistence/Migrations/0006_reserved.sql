@@ -1,0 +1,2 @@
+-- Placeholder for version 6, taken by another branch; dropped at merge.
+SELECT 1;
