@@ -143,6 +143,9 @@ public sealed class FaultRun : IAsyncDisposable
         var workers = Load.Members.Count;
         // Past the bound by a margin, so a slow recovery is measured rather than cut off at exactly the bound.
         await Load.WaitUntilAsync(l => MembersAcceptedAfter(l.Attempts, faultEnd).Count == workers || Silo.HasExited, RecoveryBound + TimeSpan.FromSeconds(2));
+        // Health is sampled every 250 ms: when writes recover at once, give it the same bound to be seen SERVING again.
+        var healthBy = faultEnd + RecoveryBound + TimeSpan.FromSeconds(2);
+        while (Now < healthBy && !Silo.HasExited && Health.First(ServingStatus.Serving, faultEnd) is null) await Task.Delay(100);
         var windowEnd = Now;
         var logLines = Silo.LogLines - linesBefore;
         await Load.StopAsync(Drain);
