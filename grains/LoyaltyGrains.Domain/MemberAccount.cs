@@ -20,6 +20,48 @@ public sealed class MemberAccount
 
     public string MemberId => State.MemberId;
 
+    /// <summary>
+    /// Keeps settled purchases, redemptions and old months in memory as the engine once did. Only for tests that check
+    /// the hot state decides exactly as the whole history would; never set in the engine.
+    /// </summary>
+    public bool KeepSettled { get; init; }
+
+    /// <summary>
+    /// A captured purchase (and a redemption) stays in memory this long after it was recorded, so a refund needs no
+    /// ledger read; an older one is refunded from its ledger rows (the caller reads them: <see cref="ColdReference"/>).
+    /// </summary>
+    public static readonly TimeSpan CaptureMemory = TimeSpan.FromDays(45);
+
+    /// <summary>
+    /// Months kept before the newest one in memory, besides months of purchases in memory: a tier reads the previous
+    /// month, and the late clearing of an expired authorization is priced with its month's tier and cap. A clearing
+    /// more than a year late finds its month gone and is priced as a month without events (entry tier, cap unused).
+    /// </summary>
+    public const int MonthsKeptBeforeNewest = 12;
+
+    // Open authorizations by (occurred_at, id): expiry looks at the oldest only, never at the whole history. Derived
+    // from State, built on first use, so it is never serialized.
+    private SortedSet<(long Ticks, string PurchaseId)>? _open;
+
+    private static readonly Comparer<(long Ticks, string PurchaseId)> OpenOrder = Comparer<(long Ticks, string PurchaseId)>.Create(
+        static (a, b) => a.Ticks != b.Ticks ? a.Ticks.CompareTo(b.Ticks) : string.CompareOrdinal(a.PurchaseId, b.PurchaseId));
+
+    private SortedSet<(long Ticks, string PurchaseId)> Open
+    {
+        get
+        {
+            if (_open is not null) return _open;
+            _open = new SortedSet<(long, string)>(OpenOrder);
+            foreach (var purchase in State.Purchases.Values)
+            {
+                if (purchase.State == PurchaseState.Pending) _open.Add(OpenKey(purchase));
+            }
+            return _open;
+        }
+    }
+
+    private static (long, string) OpenKey(PurchaseRecord purchase) => (purchase.OccurredAt.UtcTicks, purchase.PurchaseId);
+
     /// <summary>Entries decided and applied by the last command, which the caller must commit before replying.</summary>
     public IReadOnlyList<LedgerEntry> Uncommitted => _uncommitted;
 
@@ -61,7 +103,30 @@ public sealed class MemberAccount
     public bool HasProcessed(string transactionId) => State.Processed.ContainsKey(transactionId);
 
     /// <summary>Whether a capture would be a force post (no known authorization, MCC given): only then it claims campaigns.</summary>
-    public bool IsForcePost(string authorizationId, int mcc) => mcc >= 0 && (authorizationId.Length == 0 || !State.Purchases.ContainsKey(authorizationId));
+    public bool IsForcePost(string authorizationId, int mcc, IReadOnlyList<LedgerEntry>? coldRows = null) =>
+        mcc >= 0 && (authorizationId.Length == 0 || FindPurchase(authorizationId, coldRows, byMessageId: false) is null);
+
+    /// <summary>
+    /// The purchase or redemption a capture, reversal or refund names when memory no longer holds it (settled, or
+    /// captured before <see cref="CaptureMemory"/>): the decision then needs its ledger rows, which the caller reads and
+    /// passes in. Null when memory decides alone (a retry, an unknown member, a purchase in memory). Not a decision.
+    /// </summary>
+    public string? ColdReference(string transactionId, string reference)
+    {
+        if (reference.Length == 0 || !State.Enrolled || State.Processed.ContainsKey(transactionId)) return null;
+        if (State.Purchases.ContainsKey(reference) || State.CaptureToPurchase?.ContainsKey(reference) == true
+            || State.Redemptions?.ContainsKey(reference) == true) return null;
+        return reference;
+    }
+
+    /// <summary>
+    /// Like <see cref="ColdReference"/> for an authorization: its id names a force-posted purchase memory may no longer
+    /// hold only when the authorization is older than <see cref="CaptureMemory"/> (an authorization arrives with its
+    /// purchase; a force post is recorded after it), so a timely authorization never reads the ledger.
+    /// </summary>
+    public string? ColdAuthorization(string transactionId, DateTimeOffset occurredAt, DateTimeOffset now) =>
+        State.Enrolled && !State.Processed.ContainsKey(transactionId) && !State.Purchases.ContainsKey(transactionId) && occurredAt < now - CaptureMemory
+            ? transactionId : null;
 
     public MonthState Month(int month) =>
         State.Months.TryGetValue(month, out var state) ? state : State.Months[month] = new MonthState();
@@ -92,7 +157,7 @@ public sealed class MemberAccount
     }
 
     public Result<PostingOutcome> Authorize(AuthorizeCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
-        IReadOnlyList<CampaignGrant>? grants = null)
+        IReadOnlyList<CampaignGrant>? grants = null, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         var fingerprint = Fingerprint.Start("authorize").Add(command.CardId).Add(command.AmountMinor).Add(command.Currency)
             .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
@@ -105,7 +170,7 @@ public sealed class MemberAccount
         {
             return Fail(RejectionKind.InvalidArgument, $"currency: '{command.Currency}' is not accepted by the program");
         }
-        if (State.Purchases.TryGetValue(command.TransactionId, out var existing))
+        if (FindPurchase(command.TransactionId, coldRows, byMessageId: false) is { } existing)
         {
             // The purchase was force-posted before its authorization arrived: record it, earn nothing twice.
             return Commit(new LedgerEntry
@@ -135,7 +200,7 @@ public sealed class MemberAccount
     }
 
     public Result<PostingOutcome> Capture(CaptureCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
-        IReadOnlyList<CampaignGrant>? forcePostGrants = null)
+        IReadOnlyList<CampaignGrant>? forcePostGrants = null, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         // Only what the processor sent: a field it left out (time, currency) is filled here, never fingerprinted.
         var fingerprint = Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor)
@@ -144,7 +209,8 @@ public sealed class MemberAccount
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
-        if (command.AuthorizationId.Length == 0 || !State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
+        var purchase = command.AuthorizationId.Length == 0 ? null : FindPurchase(command.AuthorizationId, coldRows, byMessageId: false);
+        if (purchase is null)
         {
             if (command.Mcc < 0)
             {
@@ -231,14 +297,15 @@ public sealed class MemberAccount
         return outcome;
     }
 
-    public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now)
+    public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         var fingerprint = Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
-        if (!State.Purchases.TryGetValue(command.AuthorizationId, out var purchase))
+        var purchase = FindPurchase(command.AuthorizationId, coldRows, byMessageId: false);
+        if (purchase is null)
         {
             // The reversal overtook its authorization: record it now, apply it when the authorization arrives — within
             // bounds: a member holds at most so many (rule "parked reversals"), and each expires after the hold period.
@@ -277,20 +344,21 @@ public sealed class MemberAccount
             command.OccurredAt ?? now, now, fingerprint));
     }
 
-    public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now)
+    public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         var fingerprint = Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
-        if (State.Redemptions?.TryGetValue(command.OriginalTransactionId, out var redemption) == true)
+        if ((State.Redemptions?.GetValueOrDefault(command.OriginalTransactionId) ?? ColdRedemption(command.OriginalTransactionId, coldRows)) is { } redemption)
         {
             return RefundRedemption(command, redemption, fingerprint, programs.At(now), now);
         }
         var purchaseId = State.CaptureToPurchase?.TryGetValue(command.OriginalTransactionId, out var viaCapture) == true
             ? viaCapture : command.OriginalTransactionId;
-        if (!State.Purchases.TryGetValue(purchaseId, out var purchase))
+        var purchase = FindPurchase(purchaseId, coldRows, byMessageId: true);
+        if (purchase is null)
         {
             return Fail(RejectionKind.NotFound, $"original_transaction_id: '{command.OriginalTransactionId}' is not a known purchase of this card");
         }
@@ -358,11 +426,12 @@ public sealed class MemberAccount
             }
             if (!distinct.Add(category)) return Fail(RejectionKind.InvalidArgument, $"categories: '{category}' is given twice");
         }
-        var monthState = Month(command.Month.Value);
+        // Read, not created: only Apply adds months, so a replay holds the same ones (month pruning depends on them).
+        var monthState = State.Months.GetValueOrDefault(command.Month.Value);
         var sorted = distinct.Order(StringComparer.Ordinal).ToArray();
-        if (monthState.ChosenCategories.SequenceEqual(sorted)) return State;
+        if ((monthState?.ChosenCategories ?? []).SequenceEqual(sorted)) return State;
         // Rule "category lock": once a purchase of the month earned category cashback, the choice is final.
-        if (monthState.CategoryCapUsedMinor > 0)
+        if (monthState?.CategoryCapUsedMinor > 0)
         {
             return Fail(RejectionKind.FailedPrecondition, $"month: categories for {command.Month} are locked: a purchase already earned category cashback");
         }
@@ -378,14 +447,16 @@ public sealed class MemberAccount
     /// <summary>Releases every pending authorization older than the hold period (rule "pending expiry", on next touch).</summary>
     public void ExpirePending(ProgramConfig program, DateTimeOffset now)
     {
-        var cutoff = now.AddDays(-program.AuthorizationHoldDays);
+        var cutoff = now.AddDays(-program.AuthorizationHoldDays).UtcTicks;
         List<PurchaseRecord>? expired = null;
-        foreach (var purchase in State.Purchases.Values)
+        // Oldest first, and only the open ones: stops at the first authorization still within the hold.
+        foreach (var (ticks, purchaseId) in Open)
         {
-            if (purchase.State == PurchaseState.Pending && purchase.OccurredAt < cutoff) (expired ??= []).Add(purchase);
+            if (ticks >= cutoff) break;
+            (expired ??= []).Add(State.Purchases[purchaseId]);
         }
         if (expired is null) return;
-        foreach (var purchase in expired.OrderBy(p => p.OccurredAt).ThenBy(p => p.PurchaseId, StringComparer.Ordinal))
+        foreach (var purchase in expired)
         {
             var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
             ReturnBudget(purchase.PendingLines, []);
@@ -601,10 +672,8 @@ public sealed class MemberAccount
                 if (entry.Detail == MemberId) State.ReferralEarned = true;
                 else (State.ReferralsCredited ??= new(StringComparer.Ordinal)).Add(entry.Detail);
                 break;
-            case EntryKind.Redeem:
-                (State.Redemptions ??= new(StringComparer.Ordinal))[entry.MessageId] = new RedemptionRecord { PartnerId = entry.PartnerId, AmountMinor = entry.AmountMinor };
-                break;
-            case EntryKind.RedeemRefund: State.Redemptions![entry.PurchaseId].RestoredMinor += entry.AmountMinor; break;
+            case EntryKind.Redeem: (State.Redemptions ??= new(StringComparer.Ordinal))[entry.MessageId] = RedemptionFrom(entry); break;
+            case EntryKind.RedeemRefund: ApplyRedeemRefund(entry); break;
             default: throw new InvalidOperationException($"member {MemberId}: entry {entry.MessageId} has unknown kind {entry.Kind}");
         }
         if (entry.Kind != EntryKind.Capture) CountCampaignLines(entry.Breakdown, sign: 1);
@@ -618,7 +687,11 @@ public sealed class MemberAccount
             month.CapturedSpendMinor += entry.SpendDeltaMinor;
         }
         State.Sequence = entry.Sequence;
-        if (entry.Sequence % DedupePruneEveryEntries == 0) PruneProcessed(entry.RecordedAt);
+        if (entry.Sequence % DedupePruneEveryEntries == 0)
+        {
+            PruneProcessed(entry.RecordedAt);
+            PruneSettled(entry.RecordedAt);
+        }
         if (IsProcessorMessage(entry.Kind))
         {
             State.Processed[entry.MessageId] = new ProcessedMessage
@@ -707,54 +780,154 @@ public sealed class MemberAccount
 
     private void ApplyAuthorize(LedgerEntry entry)
     {
-        State.Purchases[entry.PurchaseId] = new PurchaseRecord
-        {
-            PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
-            Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Pending,
-            AuthorizedMinor = entry.AmountMinor, RemainingAuthorizedMinor = entry.AmountMinor, AuthorizedLines = entry.Breakdown,
-            PendingLines = entry.Breakdown, CategoryReservedMinor = entry.CategoryCapDeltaMinor,
-        };
+        var purchase = AuthorizedPurchase(entry);
+        State.Purchases[entry.PurchaseId] = purchase;
+        _open?.Add(OpenKey(purchase));
     }
 
     private void ApplyForcePost(LedgerEntry entry)
     {
-        State.Purchases[entry.PurchaseId] = new PurchaseRecord
-        {
-            PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
-            Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Captured,
-            CaptureId = entry.MessageId, CapturedMinor = entry.AmountMinor, CapturedLines = entry.Breakdown,
-            ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1), CategoryReservedMinor = entry.CategoryCapDeltaMinor,
-        };
+        State.Purchases[entry.PurchaseId] = ForcePostedPurchase(entry);
         (State.CaptureToPurchase ??= new(StringComparer.Ordinal))[entry.MessageId] = entry.PurchaseId;
     }
 
     private void ApplyCapture(LedgerEntry entry)
     {
-        var purchase = State.Purchases[entry.PurchaseId];
-        // Campaign accrual moves from the pending lines to the captured ones.
-        CountCampaignLines(purchase.PendingLines, sign: -1);
+        if (State.Purchases.TryGetValue(entry.PurchaseId, out var purchase))
+        {
+            // Campaign accrual moves from the pending lines to the captured ones.
+            CountCampaignLines(purchase.PendingLines, sign: -1);
+            if (purchase.State == PurchaseState.Pending) _open?.Remove(OpenKey(purchase));
+        }
+        else
+        {
+            // The late clearing of an expired authorization that left memory: nothing of it was pending any more, and
+            // a capture is refundable, so it comes back as a captured purchase.
+            State.Purchases[entry.PurchaseId] = purchase = PurchaseFromRow(entry);
+        }
         CountCampaignLines(entry.Breakdown, sign: 1);
-        purchase.State = PurchaseState.Captured;
-        purchase.CaptureId = entry.MessageId;
-        purchase.CapturedMinor = entry.AmountMinor;
-        purchase.CapturedLines = entry.Breakdown;
-        purchase.ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1);
-        purchase.PendingLines = AccrualCalculator.Scale(purchase.PendingLines, 0, 1);
-        purchase.RemainingAuthorizedMinor = 0;
-        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+        CaptureInto(purchase, entry);
         (State.CaptureToPurchase ??= new(StringComparer.Ordinal))[entry.MessageId] = entry.PurchaseId;
     }
 
     private void ApplyReversal(LedgerEntry entry)
     {
         var purchase = State.Purchases[entry.PurchaseId];
+        ReverseInto(purchase, entry);
+        if (purchase.State != PurchaseState.Pending)
+        {
+            _open?.Remove(OpenKey(purchase));
+            // Settled: no message can change it any more; a late one reads its ledger rows.
+            if (!KeepSettled) State.Purchases.Remove(purchase.PurchaseId);
+        }
+        if (entry.Kind == EntryKind.ReverseApplied) State.ParkedReversals?.Remove(entry.PurchaseId);
+    }
+
+    private static PurchaseRecord AuthorizedPurchase(LedgerEntry entry) => new()
+    {
+        PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
+        Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Pending,
+        AuthorizedMinor = entry.AmountMinor, RemainingAuthorizedMinor = entry.AmountMinor, AuthorizedLines = entry.Breakdown,
+        PendingLines = entry.Breakdown, CategoryReservedMinor = entry.CategoryCapDeltaMinor,
+    };
+
+    private static PurchaseRecord ForcePostedPurchase(LedgerEntry entry) => new()
+    {
+        PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
+        Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Captured,
+        CaptureId = entry.MessageId, CapturedMinor = entry.AmountMinor, CapturedLines = entry.Breakdown,
+        ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1), CategoryReservedMinor = entry.CategoryCapDeltaMinor, CapturedAt = entry.RecordedAt,
+    };
+
+    /// <summary>A purchase known from a later row only (its capture): what a refund needs is on that row.</summary>
+    private static PurchaseRecord PurchaseFromRow(LedgerEntry entry) => new()
+    {
+        PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
+        Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Expired,
+    };
+
+    /// <summary>A capture keeps only what a refund needs: the authorization's lines are done with.</summary>
+    private static void CaptureInto(PurchaseRecord purchase, LedgerEntry entry)
+    {
+        purchase.State = PurchaseState.Captured;
+        purchase.CaptureId = entry.MessageId;
+        purchase.CapturedMinor = entry.AmountMinor;
+        purchase.CapturedLines = entry.Breakdown;
+        purchase.ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1);
+        purchase.AuthorizedLines = [];
+        purchase.PendingLines = [];
+        purchase.RemainingAuthorizedMinor = 0;
+        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+        purchase.CapturedAt = entry.RecordedAt;
+    }
+
+    private static void ReverseInto(PurchaseRecord purchase, LedgerEntry entry)
+    {
         purchase.RemainingAuthorizedMinor -= entry.AmountMinor;
         purchase.PendingLines = AddLines(purchase.PendingLines, entry.Breakdown);
         purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
         if (entry.Kind == EntryKind.ExpirePending) purchase.State = PurchaseState.Expired;
         else if (purchase.RemainingAuthorizedMinor == 0) purchase.State = PurchaseState.Reversed;
-        if (entry.Kind == EntryKind.ReverseApplied) State.ParkedReversals?.Remove(entry.PurchaseId);
     }
+
+    private static void RefundInto(PurchaseRecord purchase, LedgerEntry entry)
+    {
+        purchase.RefundedMinor += entry.AmountMinor;
+        purchase.ClawedLines = AddLines(purchase.ClawedLines, Negate(entry.Breakdown));
+        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+    }
+
+    // ------------------------------------------------------------------ cold purchases (ledger rows)
+
+    /// <summary>
+    /// The purchase a message names: from memory, else rebuilt from its ledger rows (oldest first) exactly as memory
+    /// would have held it, so the decision is the same. <paramref name="byMessageId"/>: the reference may also be the
+    /// id of one of its rows (a refund naming the capture).
+    /// </summary>
+    private PurchaseRecord? FindPurchase(string reference, IReadOnlyList<LedgerEntry>? coldRows, bool byMessageId)
+    {
+        if (State.Purchases.TryGetValue(reference, out var hot)) return hot;
+        if (coldRows is null) return null;
+        var purchaseId = reference;
+        if (byMessageId)
+        {
+            foreach (var row in coldRows)
+            {
+                if (row.MessageId == reference) purchaseId = row.PurchaseId;
+            }
+        }
+        PurchaseRecord? purchase = null;
+        foreach (var row in coldRows)
+        {
+            if (row.MemberId != MemberId || row.PurchaseId != purchaseId) continue;
+            switch (row.Kind)
+            {
+                case EntryKind.Authorize: purchase = AuthorizedPurchase(row); break;
+                case EntryKind.ForcePost: purchase = ForcePostedPurchase(row); break;
+                case EntryKind.Capture: CaptureInto(purchase ??= PurchaseFromRow(row), row); break;
+                case EntryKind.Reverse or EntryKind.ReverseApplied or EntryKind.ExpirePending when purchase is not null: ReverseInto(purchase, row); break;
+                case EntryKind.Refund when purchase is not null: RefundInto(purchase, row); break;
+            }
+        }
+        return purchase;
+    }
+
+    /// <summary>A redemption memory no longer holds, rebuilt from its ledger rows; null when the rows are not one.</summary>
+    private RedemptionRecord? ColdRedemption(string redemptionId, IReadOnlyList<LedgerEntry>? coldRows)
+    {
+        if (coldRows is null) return null;
+        RedemptionRecord? redemption = null;
+        foreach (var row in coldRows)
+        {
+            if (row.MemberId != MemberId || row.PurchaseId != redemptionId) continue;
+            if (row.Kind == EntryKind.Redeem) redemption = RedemptionFrom(row);
+            else if (row.Kind == EntryKind.RedeemRefund && redemption is not null) redemption.RestoredMinor += row.AmountMinor;
+        }
+        return redemption;
+    }
+
+    private static RedemptionRecord RedemptionFrom(LedgerEntry entry) =>
+        new() { PartnerId = entry.PartnerId, AmountMinor = entry.AmountMinor, RedeemedAt = entry.RecordedAt };
 
     private void ApplyParked(LedgerEntry entry)
     {
@@ -773,10 +946,60 @@ public sealed class MemberAccount
 
     private void ApplyRefund(LedgerEntry entry)
     {
-        var purchase = State.Purchases[entry.PurchaseId];
-        purchase.RefundedMinor += entry.AmountMinor;
-        purchase.ClawedLines = AddLines(purchase.ClawedLines, Negate(entry.Breakdown));
-        purchase.CategoryReservedMinor += entry.CategoryCapDeltaMinor;
+        // A capture that already left memory stays out: its next refund reads its rows again, this one included.
+        if (!State.Purchases.TryGetValue(entry.PurchaseId, out var purchase)) return;
+        RefundInto(purchase, entry);
+        if (purchase.RefundedMinor == purchase.CapturedMinor && !KeepSettled) Forget(purchase);
+    }
+
+    private void ApplyRedeemRefund(LedgerEntry entry)
+    {
+        if (State.Redemptions?.GetValueOrDefault(entry.PurchaseId) is not { } redemption) return;
+        redemption.RestoredMinor += entry.AmountMinor;
+        if (redemption.RestoredMinor == redemption.AmountMinor && !KeepSettled) RemoveRedemption(entry.PurchaseId);
+    }
+
+    private void Forget(PurchaseRecord purchase)
+    {
+        State.Purchases.Remove(purchase.PurchaseId);
+        if (State.CaptureToPurchase is { } captures)
+        {
+            captures.Remove(purchase.CaptureId);
+            if (captures.Count == 0) State.CaptureToPurchase = null;
+        }
+    }
+
+    private void RemoveRedemption(string redemptionId)
+    {
+        State.Redemptions!.Remove(redemptionId);
+        if (State.Redemptions.Count == 0) State.Redemptions = null;
+    }
+
+    /// <summary>
+    /// Lets settled history leave memory (rule "hot state"): captures and redemptions recorded more than
+    /// <see cref="CaptureMemory"/> ago, and months before the newest few that no purchase in memory belongs to. Runs in
+    /// Apply at fixed sequences, keyed to entry times, so a replay prunes exactly as the live member did.
+    /// </summary>
+    private void PruneSettled(DateTimeOffset recordedAt)
+    {
+        if (KeepSettled) return;
+        var cutoff = recordedAt - CaptureMemory;
+        List<PurchaseRecord>? old = null;
+        foreach (var purchase in State.Purchases.Values)
+        {
+            if (purchase.State == PurchaseState.Captured && purchase.CapturedAt < cutoff) (old ??= []).Add(purchase);
+        }
+        if (old is not null) foreach (var purchase in old) Forget(purchase);
+        if (State.Redemptions is { } redemptions)
+        {
+            foreach (var id in redemptions.Where(r => r.Value.RedeemedAt < cutoff).Select(r => r.Key).ToArray()) RemoveRedemption(id);
+        }
+        if (State.Months.Count <= MonthsKeptBeforeNewest + 1) return;
+        var keepFrom = new MonthKey(State.Months.Keys.Max());
+        for (var i = 0; i < MonthsKeptBeforeNewest; i++) keepFrom = keepFrom.Previous();
+        var inUse = new HashSet<int>();
+        foreach (var purchase in State.Purchases.Values) inUse.Add(purchase.Month);
+        foreach (var month in State.Months.Keys.Where(m => m < keepFrom.Value && !inUse.Contains(m)).ToArray()) State.Months.Remove(month);
     }
 
     // ------------------------------------------------------------------ helpers

@@ -100,12 +100,13 @@ public sealed class MemberGrain(
     private async Task<PostingResult> AuthorizeOnce(AuthorizeMessage m)
     {
         var account = await AccountAsync();
+        var cold = await ColdRowsAsync(account.ColdAuthorization(m.TransactionId, m.OccurredAt, clock.GetUtcNow()));
         var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
         var result = account.Authorize(new AuthorizeCommand(m.TransactionId, KnownCardId(m.CardId), m.AmountMinor, SharedStrings.Currencies.Share(m.Currency), m.Mcc,
                 SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt),
-            rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+            rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants, cold);
         return await ReplyAsync("authorize", account, result, grants);
     }
 
@@ -157,12 +158,13 @@ public sealed class MemberGrain(
     private async Task<PostingResult> CaptureOnce(CaptureMessage m)
     {
         var account = await AccountAsync();
-        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc)
+        var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.AuthorizationId));
+        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc, cold)
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId,
                 m.OccurredAt ?? clock.GetUtcNow()));
         var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, KnownCardId(m.CardId), m.AmountMinor, m.OccurredAt, m.Mcc,
-                SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency)), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+                SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency)), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants, cold);
         return await ReplyAsync("capture", account, result, grants);
     }
 
@@ -171,8 +173,9 @@ public sealed class MemberGrain(
     private async Task<PostingResult> ReverseOnce(ReverseMessage m)
     {
         var account = await AccountAsync();
+        var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.AuthorizationId));
         var result = account.Reverse(new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt),
-            rules.Programs, clock.GetUtcNow());
+            rules.Programs, clock.GetUtcNow(), cold);
         return await ReplyAsync("reverse", account, result, []);
     }
 
@@ -181,8 +184,9 @@ public sealed class MemberGrain(
     private async Task<PostingResult> RefundOnce(RefundMessage m)
     {
         var account = await AccountAsync();
+        var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.OriginalTransactionId));
         var result = account.Refund(new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt),
-            rules.Programs, clock.GetUtcNow());
+            rules.Programs, clock.GetUtcNow(), cold);
         return await ReplyAsync("refund", account, result, []);
     }
 
@@ -438,6 +442,29 @@ public sealed class MemberGrain(
         {
             // E.g. another activation wrote it (a stale etag): the ledger is the truth, the reply stands.
             logger.LogWarning(ex, "Member {MemberId}: snapshot not written; the next activation replays more of the ledger", MemberId);
+        }
+    }
+
+    /// <summary>
+    /// The ledger rows of a purchase or redemption that left this member's memory, for the domain to rebuild it: null
+    /// when the domain named none (the hot path), empty when the ledger has none of this member's under that id.
+    /// </summary>
+    private async Task<IReadOnlyList<LedgerEntry>?> ColdRowsAsync(string? reference)
+    {
+        if (reference is null) return null;
+        try
+        {
+            LoyaltyMetrics.ColdPurchaseReads.Add(1);
+            // Usually a row is recorded under the reference (an authorization's, a capture's or a redemption's id), and
+            // the purchase's rows start there. A force post that named an authorization the engine never saw has no
+            // row under that id: then the member's rows are searched by purchase id (rare: unknown references only).
+            var first = await ledger.FindAsync(reference);
+            if (first is null) return await ledger.ReadPurchaseAsync(MemberId, reference, 1);
+            return first.MemberId == MemberId ? await ledger.ReadPurchaseAsync(MemberId, first.PurchaseId, first.Sequence) : [];
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id");
         }
     }
 

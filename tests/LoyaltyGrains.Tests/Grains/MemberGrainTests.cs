@@ -161,6 +161,47 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
     }
 
     [Fact]
+    public async Task A_capture_that_left_memory_is_refunded_from_the_ledger_before_and_after_reactivation()
+    {
+        var (member, card) = await NewMemberAsync("cold");
+        var (auth, capture) = ("ca-" + member, "cc-" + member);
+        await Grains.CardGrain(card).Authorize(Auth(auth, card, 100_000));
+        await Grains.CardGrain(card).Capture(new CaptureMessage(capture, auth, card, 100_000, At, -1, "", "RUB"));
+        Assert.Equal(-250, (await Grains.CardGrain(card).Refund(new RefundMessage("r1-" + member, capture, card, 25_000, At))).AccruedMinor);
+        // Past the capture memory and a prune point later, the capture lives only in the ledger.
+        var skip = MemberAccount.CaptureMemory + TimeSpan.FromDays(1);
+        ClusterFixture.Clock.Advance(skip);
+        try
+        {
+            var later = ClusterFixture.Clock.GetUtcNow();
+            for (var i = 0; i < MemberAccount.DedupePruneEveryEntries; i++)
+            {
+                await Grains.CardGrain(card).Capture(new CaptureMessage($"f{i}-{member}", "", card, 10_000, later, 5411, "shop", "RUB"));
+            }
+            var refund = await Grains.CardGrain(card).Refund(new RefundMessage("r2-" + member, auth, card, 25_000, later));
+            Assert.Equal((-250L, false), (refund.AccruedMinor, refund.Duplicate));
+
+            // A new activation: snapshot and ledger replay, then the old capture is read from the ledger again.
+            await Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+            var tooMuch = await Assert.ThrowsAsync<LoyaltyRejectedException>(() =>
+                Grains.CardGrain(card).Refund(new RefundMessage("r3-" + member, capture, card, 50_001, later)));
+            Assert.Equal(RejectionCode.FailedPrecondition, tooMuch.Code);
+            Assert.Equal(-500, (await Grains.CardGrain(card).Refund(new RefundMessage("r4-" + member, capture, card, 50_000, later))).AccruedMinor);
+            Assert.True((await Grains.CardGrain(card).Refund(new RefundMessage("r4-" + member, capture, card, 50_000, later))).Duplicate);
+            // The reversed-after-capture rule still holds for a purchase memory no longer has.
+            var reverse = await Assert.ThrowsAsync<LoyaltyRejectedException>(() =>
+                Grains.CardGrain(card).Reverse(new ReverseMessage("v1-" + member, auth, card, 0, later)));
+            Assert.Equal(RejectionCode.FailedPrecondition, reverse.Code);
+            var balance = await Grains.MemberGrain(member).GetBalance();
+            Assert.Equal(MemberAccount.DedupePruneEveryEntries * 100L, balance.AvailableMinor);
+        }
+        finally
+        {
+            ClusterFixture.Clock.Advance(-skip);
+        }
+    }
+
+    [Fact]
     public async Task Concurrent_messages_for_one_member_all_apply_exactly_once()
     {
         var (member, card) = await NewMemberAsync("conc");
