@@ -244,19 +244,27 @@ public sealed class MemberGrain(
         return new StatementPage(page, next);
     }
 
-    /// <summary>What an authorization of this purchase would earn now, with its breakdown; changes nothing.</summary>
+    /// <summary>
+    /// What an authorization of this purchase would earn now, with its breakdown: the same decision Authorize makes
+    /// (same housekeeping first, same plan, what a reservation would grant), reserving nothing.
+    /// </summary>
     public async Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor)
     {
         var account = await EnrolledAsync();
         var now = clock.GetUtcNow();
+        // Expiries due now are what an authorization's touch would release first (rule "on next touch", as a balance read).
+        account.Touch(rules.Programs.At(now), now);
+        var returns = account.BudgetReturns.ToArray();
+        await CommitAsync(account);
+        budgets.Return(returns);
         var claims = account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, amountMinor, mcc, merchantId, now);
-        var grants = claims.Select(c => new CampaignGrant(c.Campaign, budgets.HasBudget(c.Campaign) ? c.DesiredMinor : 0)).ToArray();
+        var grants = await budgets.WouldReserveAsync(claims);
         var accrual = account.Quote(rules.Programs, rules.Catalogue, amountMinor, mcc, merchantId, now, grants);
         var applied = grants.Where(g => g.GrantedMinor > 0).Select(g => g.Campaign.CampaignId).ToArray();
         return new Eligibility(MemberId, applied, accrual.TotalMinor, Mapping.ToItems(accrual.Lines));
     }
 
-    public async Task<OfferListing> ListOffers() => Offers(await EnrolledAsync());
+    public async Task<OfferListing> ListOffers() => await OffersAsync(await EnrolledAsync());
 
     public async Task<OfferListing> ActivateOffer(string campaignId)
     {
@@ -266,7 +274,7 @@ public sealed class MemberGrain(
         var result = account.ActivateCampaign(campaign, clock.GetUtcNow());
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
-        return Offers(account);
+        return await OffersAsync(account);
     }
 
     public async Task<BalanceView> Watch(IBalanceObserver observer)
@@ -600,15 +608,15 @@ public sealed class MemberGrain(
             key.ToString(), capLeft, expiringMinor, expiringAt, state.Premium, state.Sequence);
     }
 
-    private OfferListing Offers(MemberAccount account)
+    private async Task<OfferListing> OffersAsync(MemberAccount account)
     {
         var now = clock.GetUtcNow();
         var program = rules.Programs.At(now);
         var tier = account.TierFor(program, program.MonthOf(now));
-        var offers = rules.Campaigns
-            .Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId))
-            .Select(DomainJson.Serialize).ToArray();
-        return new OfferListing(offers, [.. (account.State.ActivatedCampaigns ?? []).Order(StringComparer.Ordinal)]);
+        var campaigns = rules.Campaigns.Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId)).ToArray();
+        var usage = new OfferUsage[campaigns.Length];
+        for (var i = 0; i < campaigns.Length; i++) usage[i] = await budgets.UsageAsync(campaigns[i]);
+        return new OfferListing([.. campaigns.Select(DomainJson.Serialize)], [.. (account.State.ActivatedCampaigns ?? []).Order(StringComparer.Ordinal)], usage);
     }
 
     private sealed class LateDuplicateException(LedgerEntry original) : Exception("late duplicate")
