@@ -163,6 +163,12 @@ public sealed class MemberAccount
             .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
+        // After the duplicate check: a retry of an authorization made before a block still gets its original reply.
+        switch (command.Card)
+        {
+            case CardStanding.Blocked: return Fail(RejectionKind.FailedPrecondition, $"card_id: card '{command.CardId}' is blocked");
+            case CardStanding.OtherMember: return Fail(RejectionKind.NotFound, $"card_id: card '{command.CardId}' is not issued to member '{MemberId}'");
+        }
         Touch(programs.At(now), now);
 
         var program = programs.At(command.OccurredAt);

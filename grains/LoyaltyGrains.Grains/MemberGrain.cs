@@ -95,29 +95,25 @@ public sealed class MemberGrain(
 
     public async Task<bool> IsEnrolled() => (await AccountAsync()).State.Enrolled;
 
-    public Task<PostingResult> Authorize(AuthorizeMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m));
+    public Task<PostingResult> Authorize(AuthorizeMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m, CardStanding.Active));
 
-    private async Task<PostingResult> AuthorizeOnce(AuthorizeMessage m)
+    private async Task<PostingResult> AuthorizeOnce(AuthorizeMessage m, CardStanding card)
     {
         var account = await AccountAsync();
         var cold = await ColdRowsAsync(account.ColdAuthorization(m.TransactionId, m.OccurredAt, clock.GetUtcNow()));
-        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled
+        // Nothing reserved for a message that cannot earn (a retry, an unknown member, a card the domain will refuse).
+        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || card != CardStanding.Active
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
         var result = account.Authorize(new AuthorizeCommand(m.TransactionId, KnownCardId(m.CardId), m.AmountMinor, SharedStrings.Currencies.Share(m.Currency), m.Mcc,
-                SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt),
+                SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt, card),
             rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants, cold);
         return await ReplyAsync("authorize", account, result, grants);
     }
 
-    public async Task<PostingResult> AuthorizeOnCard(AuthorizeMessage m)
-    {
-        if (await IsCardBlockedAsync(m.CardId))
-        {
-            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"card_id: card '{m.CardId}' is blocked");
-        }
-        return await RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m));
-    }
+    /// <summary>An authorization on a card: the domain refuses a blocked card or another member's, after its duplicate check.</summary>
+    public Task<PostingResult> AuthorizeOnCard(AuthorizeMessage m) =>
+        RetryIfStaleAsync(m, static async (grain, m) => await grain.AuthorizeOnce(m, await grain.CardStandingAsync(m.CardId)));
 
     public Task CardBlocked(string cardId)
     {
@@ -140,17 +136,15 @@ public sealed class MemberGrain(
     /// <summary>The instance of this card id the member already holds, so a purchase does not keep its own copy.</summary>
     private string KnownCardId(string cardId) => CardIndex(cardId) is var i and >= 0 ? _cards[i].CardId : cardId;
 
-    private async ValueTask<bool> IsCardBlockedAsync(string cardId)
+    /// <summary>What the card grain said of this card (asked once per activation; a block is pushed here).</summary>
+    private async ValueTask<CardStanding> CardStandingAsync(string cardId)
     {
-        if (CardIndex(cardId) is var known and >= 0) return _cards[known].Blocked;
+        if (CardIndex(cardId) is var known and >= 0) return _cards[known].Blocked ? CardStanding.Blocked : CardStanding.Active;
         var card = await GrainFactory.CardGrain(cardId).GetCard();
-        if (card.MemberId != MemberId)
-        {
-            throw new LoyaltyRejectedException(RejectionCode.NotFound, $"card_id: card '{cardId}' is not issued to member '{MemberId}'");
-        }
+        if (card.MemberId != MemberId) return CardStanding.OtherMember;
         // Non-reentrant: no CardBlocked ran while we waited, so what the card said is current.
         _cards = [.. _cards, (cardId, card.Blocked)];
-        return card.Blocked;
+        return card.Blocked ? CardStanding.Blocked : CardStanding.Active;
     }
 
     public Task<PostingResult> Capture(CaptureMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.CaptureOnce(m));

@@ -83,6 +83,9 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
         await Grains.CardGrain(card).Block();
         var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.CardGrain(card).Authorize(Auth("b-" + member, card, 100_000)));
         Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
+        // The member decides, duplicate first: a retry of an authorization made before the block gets its reply.
+        Assert.True((await Grains.CardGrain(card).Authorize(Auth("a-" + member, card, 100_000))).Duplicate);
+        Assert.True((await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a-" + member, card, 100_000))).Duplicate);
         var capture = await Grains.CardGrain(card).Capture(new CaptureMessage("c-" + member, "a-" + member, card, 100_000, At, -1, "", "RUB"));
         Assert.Equal(1_000, capture.AvailableAfterMinor);
     }
