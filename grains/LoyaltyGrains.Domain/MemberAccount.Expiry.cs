@@ -21,12 +21,11 @@ public sealed partial class MemberAccount
             ReturnBudget(purchase.PendingLines, []);
             Record(new LedgerEntry
             {
-                Sequence = State.Sequence + 1, MessageId = "expire:" + MemberId + ":" + purchase.PurchaseId, Kind = EntryKind.ExpirePending,
-                MemberId = MemberId, CardId = purchase.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = purchase.RemainingAuthorizedMinor,
+                MessageId = "expire:" + MemberId + ":" + purchase.PurchaseId, Kind = EntryKind.ExpirePending,
+                CardId = purchase.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = purchase.RemainingAuthorizedMinor,
                 Mcc = purchase.Mcc, Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency,
                 OccurredAt = now, RecordedAt = now, PendingDeltaMinor = pendingDelta, Breakdown = Negate(purchase.PendingLines),
                 PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -purchase.CategoryReservedMinor,
-                PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor,
             });
         }
     }
@@ -57,10 +56,9 @@ public sealed partial class MemberAccount
         {
             Record(new LedgerEntry
             {
-                Sequence = State.Sequence + 1, MessageId = "expire-parked:" + MemberId + ":" + reversal.TransactionId, Kind = EntryKind.ParkedReversalExpired,
-                MemberId = MemberId, CardId = reversal.CardId, PurchaseId = authorizationId, AmountMinor = reversal.AmountMinor,
+                MessageId = "expire-parked:" + MemberId + ":" + reversal.TransactionId, Kind = EntryKind.ParkedReversalExpired,
+                CardId = reversal.CardId, PurchaseId = authorizationId, AmountMinor = reversal.AmountMinor,
                 OccurredAt = now, RecordedAt = now, Detail = reversal.TransactionId,
-                PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
             });
         }
     }
@@ -85,10 +83,9 @@ public sealed partial class MemberAccount
         if (expiredMinor == 0) return;
         Record(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = $"expire-lots:{MemberId}:{State.Sequence + 1}", Kind = EntryKind.ExpireLots,
-            MemberId = MemberId, OccurredAt = now, RecordedAt = now, AmountMinor = expiredMinor, AvailableDeltaMinor = -expiredMinor,
+            MessageId = $"expire-lots:{MemberId}:{State.Sequence + 1}", Kind = EntryKind.ExpireLots,
+            OccurredAt = now, RecordedAt = now, AmountMinor = expiredMinor, AvailableDeltaMinor = -expiredMinor,
             Breakdown = [new AccrualLine("expiry", -expiredMinor)],
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - expiredMinor,
         });
     }
 

@@ -33,8 +33,7 @@ public sealed partial class MemberAccount
         var tier = command.TierId.Length > 0 ? command.TierId : program.EntryTier.TierId;
         Record(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = "enroll:" + MemberId, Kind = EntryKind.Enroll, MemberId = MemberId,
-            OccurredAt = now, RecordedAt = now, PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            MessageId = "enroll:" + MemberId, Kind = EntryKind.Enroll, OccurredAt = now, RecordedAt = now,
             Detail = EnrollDetail(tier, command.Premium, command.ReferredBy), PurchaseMonth = command.TierId.Length > 0 ? program.MonthOf(now).Value : 0,
         });
         return State;
@@ -81,9 +80,9 @@ public sealed partial class MemberAccount
         }
         Record(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = $"choose:{MemberId}:{command.Month}:{State.Sequence + 1}",
-            Kind = EntryKind.ChooseCategories, MemberId = MemberId, OccurredAt = now, RecordedAt = now, PurchaseMonth = command.Month.Value,
-            Detail = string.Join(',', sorted), PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            MessageId = $"choose:{MemberId}:{command.Month}:{State.Sequence + 1}",
+            Kind = EntryKind.ChooseCategories, OccurredAt = now, RecordedAt = now, PurchaseMonth = command.Month.Value,
+            Detail = string.Join(',', sorted),
         });
         return State;
     }
@@ -96,9 +95,8 @@ public sealed partial class MemberAccount
         if (!campaign.RequiresActivation || State.ActivatedCampaigns?.Contains(campaign.CampaignId) == true) return State;
         Record(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = $"activate:{MemberId}:{campaign.CampaignId}", Kind = EntryKind.ActivateCampaign,
-            MemberId = MemberId, OccurredAt = now, RecordedAt = now, Detail = campaign.CampaignId, PartnerId = campaign.PartnerId,
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
+            MessageId = $"activate:{MemberId}:{campaign.CampaignId}", Kind = EntryKind.ActivateCampaign,
+            OccurredAt = now, RecordedAt = now, Detail = campaign.CampaignId, PartnerId = campaign.PartnerId,
         });
         return State;
     }
@@ -118,9 +116,8 @@ public sealed partial class MemberAccount
         if (State.Months.TryGetValue(month.Value, out var monthState) && monthState.TierId.Length > 0) return;
         Record(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = $"tier:{MemberId}:{month}", Kind = EntryKind.TierAssigned, MemberId = MemberId,
+            MessageId = $"tier:{MemberId}:{month}", Kind = EntryKind.TierAssigned,
             OccurredAt = now, RecordedAt = now, PurchaseMonth = month.Value, Detail = TierFor(program, month).TierId,
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
         });
     }
 
@@ -133,10 +130,9 @@ public sealed partial class MemberAccount
 
     private LedgerEntry ReferralEntry(string messageId, string referredMemberId, ProgramConfig program, DateTimeOffset now) => new()
     {
-        Sequence = State.Sequence + 1, MessageId = messageId, Kind = EntryKind.ReferralBonus, MemberId = MemberId, OccurredAt = now,
+        MessageId = messageId, Kind = EntryKind.ReferralBonus, OccurredAt = now,
         RecordedAt = now, Detail = referredMemberId, AmountMinor = program.ReferralBonusMinor, AvailableDeltaMinor = program.ReferralBonusMinor,
         Breakdown = [new AccrualLine("referral", program.ReferralBonusMinor)], LotExpiresAt = LotExpiry(program, now),
-        PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + program.ReferralBonusMinor,
     };
 
     private static string EnrollDetail(string tier, bool premium, string referredBy) => $"{tier}|{(premium ? "premium" : "")}|{referredBy}";

@@ -28,11 +28,10 @@ public sealed partial class MemberAccount
             // The purchase was force-posted before its authorization arrived: record it, earn nothing twice.
             return Commit(new LedgerEntry
             {
-                Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.AuthorizeLate, MemberId = MemberId,
+                MessageId = command.TransactionId, Kind = EntryKind.AuthorizeLate,
                 CardId = command.CardId, PurchaseId = existing.PurchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
                 Category = existing.Category, MerchantId = command.MerchantId, Currency = command.Currency,
                 OccurredAt = command.OccurredAt, RecordedAt = now, Fingerprint = fingerprint,
-                PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
             });
         }
 
@@ -41,12 +40,11 @@ public sealed partial class MemberAccount
         var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0, grants);
         var outcome = Commit(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Authorize, MemberId = MemberId,
+            MessageId = command.TransactionId, Kind = EntryKind.Authorize,
             CardId = command.CardId, PurchaseId = command.TransactionId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
             Category = accrual.Category, MerchantId = command.MerchantId, Currency = command.Currency, OccurredAt = command.OccurredAt,
             RecordedAt = now, Fingerprint = fingerprint, PendingDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
             PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor,
-            PendingAfterMinor = State.PendingMinor + accrual.TotalMinor, AvailableAfterMinor = State.AvailableMinor,
         });
         if (outcome.IsOk) ApplyParkedReversals(command.TransactionId, now);
         return outcome;
@@ -108,13 +106,12 @@ public sealed partial class MemberAccount
         ReturnBudget(purchase.PendingLines, accrual.Lines);
         var outcome = Commit(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Capture, MemberId = MemberId,
+            MessageId = command.TransactionId, Kind = EntryKind.Capture,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
             Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt ?? now,
             RecordedAt = now, Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, AvailableDeltaMinor = accrual.TotalMinor,
             Breakdown = accrual.Lines, PurchaseMonth = month.Value,
             CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor, SpendDeltaMinor = command.AmountMinor,
-            PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
             LotExpiresAt = LotExpiry(programs.At(now), now),
         });
         if (outcome.IsOk && !accrual.Excluded) EarnReferral(programs.At(now), now);
@@ -138,12 +135,11 @@ public sealed partial class MemberAccount
         var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, occurredAt, month, reservedMinor: 0, grants);
         var outcome = Commit(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ForcePost, MemberId = MemberId,
+            MessageId = command.TransactionId, Kind = EntryKind.ForcePost,
             CardId = command.CardId, PurchaseId = purchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
             Category = accrual.Category, MerchantId = command.MerchantId, Currency = currency, OccurredAt = occurredAt,
             RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = accrual.TotalMinor, Breakdown = accrual.Lines,
             PurchaseMonth = month.Value, CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor, SpendDeltaMinor = command.AmountMinor,
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + accrual.TotalMinor,
             LotExpiresAt = LotExpiry(programs.At(now), now),
         });
         if (outcome.IsOk && !accrual.Excluded) EarnReferral(programs.At(now), now);
@@ -169,10 +165,9 @@ public sealed partial class MemberAccount
             }
             return Commit(new LedgerEntry
             {
-                Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.ReverseParked, MemberId = MemberId,
+                MessageId = command.TransactionId, Kind = EntryKind.ReverseParked,
                 CardId = command.CardId, PurchaseId = command.AuthorizationId, AmountMinor = command.AmountMinor,
                 OccurredAt = command.OccurredAt ?? now, RecordedAt = now, Fingerprint = fingerprint,
-                PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor,
             });
         }
         if (purchase.CardId != command.CardId)
@@ -240,12 +235,11 @@ public sealed partial class MemberAccount
         ReturnBudget(clawDelta, []);
         return Commit(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Refund, MemberId = MemberId,
+            MessageId = command.TransactionId, Kind = EntryKind.Refund,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
             Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt ?? now,
             RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = -clawMinor, Breakdown = breakdown,
             PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -capReturned, SpendDeltaMinor = -command.AmountMinor,
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - clawMinor,
         });
     }
 
@@ -270,11 +264,10 @@ public sealed partial class MemberAccount
         }
         return Commit(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.Redeem, MemberId = MemberId,
+            MessageId = command.TransactionId, Kind = EntryKind.Redeem,
             PurchaseId = command.TransactionId, AmountMinor = command.AmountMinor, PartnerId = command.PartnerId, OccurredAt = now, RecordedAt = now,
             Fingerprint = fingerprint, AvailableDeltaMinor = -command.AmountMinor,
             Breakdown = [new AccrualLine("redeem", -command.AmountMinor, 0, command.PartnerId)],
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor - command.AmountMinor,
         });
     }
 
@@ -289,11 +282,11 @@ public sealed partial class MemberAccount
         // Restored bonuses form a fresh lot: the original lots were consumed and their dates are gone.
         return Commit(new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = command.TransactionId, Kind = EntryKind.RedeemRefund, MemberId = MemberId,
+            MessageId = command.TransactionId, Kind = EntryKind.RedeemRefund,
             CardId = command.CardId, PurchaseId = command.OriginalTransactionId, AmountMinor = command.AmountMinor, PartnerId = redemption.PartnerId,
             OccurredAt = command.OccurredAt ?? now, RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = command.AmountMinor,
             Breakdown = [new AccrualLine("redeem", command.AmountMinor, 0, redemption.PartnerId)],
-            PendingAfterMinor = State.PendingMinor, AvailableAfterMinor = State.AvailableMinor + command.AmountMinor, LotExpiresAt = LotExpiry(program, now),
+            LotExpiresAt = LotExpiry(program, now),
         });
     }
 
@@ -323,11 +316,11 @@ public sealed partial class MemberAccount
         ReturnBudget(purchase.PendingLines, pendingAfterLines);
         return new LedgerEntry
         {
-            Sequence = State.Sequence + 1, MessageId = messageId, Kind = kind, MemberId = MemberId, CardId = cardId,
+            MessageId = messageId, Kind = kind, CardId = cardId,
             PurchaseId = purchase.PurchaseId, AmountMinor = reversedMinor, Mcc = purchase.Mcc, Category = purchase.Category,
             MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = occurredAt, RecordedAt = now,
             Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, Breakdown = delta, PurchaseMonth = purchase.Month,
-            CategoryCapDeltaMinor = capDelta, PendingAfterMinor = State.PendingMinor + pendingDelta, AvailableAfterMinor = State.AvailableMinor,
+            CategoryCapDeltaMinor = capDelta,
         };
     }
 
@@ -381,6 +374,7 @@ public sealed partial class MemberAccount
     /// <summary>Records a posting, unless it would take a balance past the engine's maximum (rule "balance bounds").</summary>
     private Result<PostingOutcome> Commit(LedgerEntry entry)
     {
+        entry = Next(entry);
         if (Math.Abs(entry.AvailableAfterMinor) > Limits.BalanceMinorMax || Math.Abs(entry.PendingAfterMinor) > Limits.BalanceMinorMax)
         {
             return Fail(RejectionKind.FailedPrecondition,
@@ -390,8 +384,19 @@ public sealed partial class MemberAccount
         return PostingOutcome.From(entry, duplicate: false);
     }
 
+    /// <summary>
+    /// The one factory of the next ledger entry: a decision gives what changes (kind, ids, deltas, lines); the member's
+    /// next sequence, its id and the balances after the deltas are stamped here, so no decision can get them wrong.
+    /// </summary>
+    private LedgerEntry Next(LedgerEntry entry) => entry with
+    {
+        Sequence = State.Sequence + 1, MemberId = MemberId,
+        PendingAfterMinor = State.PendingMinor + entry.PendingDeltaMinor, AvailableAfterMinor = State.AvailableMinor + entry.AvailableDeltaMinor,
+    };
+
     private void Record(LedgerEntry entry)
     {
+        entry = Next(entry);
         Apply(entry);
         _uncommitted.Add(entry);
     }
