@@ -53,7 +53,13 @@ public sealed class OffersService(IGrainFactory grains) : Offers.OffersBase
     private static OfferList ToList(OfferListing listing)
     {
         var list = new OfferList();
-        foreach (var json in listing.CampaignsJson) list.Offers.Add(ProtoMapping.ToProto(DomainJson.Deserialize<CampaignRule>(json)));
+        for (var i = 0; i < listing.CampaignsJson.Length; i++)
+        {
+            var offer = ProtoMapping.ToProto(DomainJson.Deserialize<CampaignRule>(listing.CampaignsJson[i]));
+            offer.BudgetSpentMinor = listing.Usage[i].BudgetSpentMinor;
+            offer.MembersJoined = listing.Usage[i].MembersJoined;
+            list.Offers.Add(offer);
+        }
         list.ActivatedCampaignIds.AddRange(listing.ActivatedCampaignIds);
         return list;
     }

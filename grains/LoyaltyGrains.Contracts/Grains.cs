@@ -145,6 +145,12 @@ public interface ICampaignGrain : IGrainWithStringKey
 
     /// <summary>Gives back a lease's unspent budget and slots (lease end, or budget returned by reversals and refunds).</summary>
     [Alias("ReturnLease")] Task ReturnLease(long budgetMinor, int slots);
+
+    /// <summary>
+    /// What a lease request from <paramref name="asking"/> could get now, taking nothing: the unleased budget and slots
+    /// plus what other silos' leases hold unspent (a request would recall it). How a quote prices without reserving.
+    /// </summary>
+    [Alias("Remaining")] Task<CampaignLease> Remaining(ILeaseHolder asking);
 }
 
 /// <summary>
@@ -156,6 +162,9 @@ public interface ILeaseHolder : IGrainObserver
 {
     /// <summary>Empties this silo's lease of the campaign and returns what was in it.</summary>
     [Alias("Recall")] Task<CampaignLease> Recall(string campaignId);
+
+    /// <summary>What this silo's lease of the campaign holds unspent; takes nothing.</summary>
+    [Alias("Held")] Task<CampaignLease> Held(string campaignId);
 }
 
 /// <summary>All campaign definitions, for every silo's rules replica and for listing offers. Singleton key "campaigns".</summary>
@@ -204,4 +213,10 @@ public sealed record Eligibility(
     [property: Id(3)] BreakdownItem[] Breakdown);
 
 [GenerateSerializer, Immutable, Alias("lg.OfferListing")]
-public sealed record OfferListing([property: Id(0)] string[] CampaignsJson, [property: Id(1)] string[] ActivatedCampaignIds);
+public sealed record OfferListing([property: Id(0)] string[] CampaignsJson, [property: Id(1)] string[] ActivatedCampaignIds,
+    /// <summary>Per offer, in the same order: budget spent and members joined, as the campaign counted them lately.</summary>
+    [property: Id(2)] OfferUsage[] Usage);
+
+/// <summary>A campaign's spend and first-N members joined: eventually consistent (docs/RULES.md, campaigns).</summary>
+[GenerateSerializer, Immutable, Alias("lg.OfferUsage")]
+public sealed record OfferUsage([property: Id(0)] long BudgetSpentMinor, [property: Id(1)] int MembersJoined);

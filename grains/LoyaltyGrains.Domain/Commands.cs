@@ -1,7 +1,17 @@
 namespace LoyaltyGrains.Domain;
 
+/// <summary>Card: what the member knows of the card named (the domain refuses a blocked card or another member's).</summary>
 public sealed record AuthorizeCommand(string TransactionId, string CardId, long AmountMinor, string Currency, int Mcc,
-    string MerchantId, DateTimeOffset OccurredAt);
+    string MerchantId, DateTimeOffset OccurredAt, CardStanding Card = CardStanding.Active);
+
+/// <summary>The card an authorization names, as its card grain told the member.</summary>
+public enum CardStanding
+{
+    Active = 0,
+    Blocked = 1,
+    /// <summary>Issued, but to another member.</summary>
+    OtherMember = 2,
+}
 
 /// <summary>
 /// AuthorizationId empty (or unknown, with Mcc given) = force post. OccurredAt null and Currency "" = not sent by the

@@ -38,14 +38,17 @@ public enum EntryKind
 /// </summary>
 public sealed record LedgerEntry
 {
-    /// <summary>Per-member sequence, 1-based, gap-free; unique with MemberId so two writers of a member collide.</summary>
-    public required long Sequence { get; init; }
+    /// <summary>
+    /// Per-member sequence, 1-based, gap-free; unique with MemberId so two writers of a member collide. Stamped, with
+    /// MemberId and the balances after, when the member records the entry.
+    /// </summary>
+    public long Sequence { get; init; }
 
     /// <summary>The processor's transaction id, or a derived id ("expire:…", "enroll:…") for engine-made entries.</summary>
     public required string MessageId { get; init; }
 
     public required EntryKind Kind { get; init; }
-    public required string MemberId { get; init; }
+    public string MemberId { get; init; } = "";
     public string CardId { get; init; } = "";
 
     /// <summary>The purchase (authorization id, force-post id or redemption id) this entry belongs to.</summary>

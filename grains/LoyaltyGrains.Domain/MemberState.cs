@@ -9,7 +9,11 @@ public enum PurchaseState
     Expired = 4,
 }
 
-/// <summary>A card purchase from authorization to capture, reversal, refunds or expiry.</summary>
+/// <summary>
+/// A card purchase from authorization to capture, reversal, refunds or expiry. Memory holds it only while the next
+/// message may need it (open, or captured within <see cref="MemberAccount.CaptureMemory"/>); a settled purchase lives
+/// in the ledger and is rebuilt from its rows when a late message names it.
+/// </summary>
 public sealed class PurchaseRecord
 {
     public string PurchaseId { get; set; } = "";
@@ -32,6 +36,8 @@ public sealed class PurchaseRecord
     public AccrualLine[] CapturedLines { get; set; } = [];
     public long RefundedMinor { get; set; }
     public AccrualLine[] ClawedLines { get; set; } = [];
+    /// <summary>When the capture was recorded: the captured purchase leaves memory <see cref="MemberAccount.CaptureMemory"/> later.</summary>
+    public DateTimeOffset CapturedAt { get; set; }
 }
 
 /// <summary>What a member has in one program month.</summary>
@@ -85,6 +91,7 @@ public sealed class MemberState
     public long Sequence { get; set; }
     public long AvailableMinor { get; set; }
     public long PendingMinor { get; set; }
+    /// <summary>Open authorizations and recent captures only (hot state); settled purchases are read from the ledger.</summary>
     public Dictionary<string, PurchaseRecord> Purchases { get; set; } = new(StringComparer.Ordinal);
     // The collections below stay null until first needed: most members never redeem, refund, join a campaign or refer
     // anyone, and an empty collection still costs 60-100 bytes per member (the target is a million active members per silo).
@@ -120,4 +127,6 @@ public sealed class RedemptionRecord
     public string PartnerId { get; set; } = "";
     public long AmountMinor { get; set; }
     public long RestoredMinor { get; set; }
+    /// <summary>When it was recorded: it leaves memory <see cref="MemberAccount.CaptureMemory"/> later, as a capture does.</summary>
+    public DateTimeOffset RedeemedAt { get; set; }
 }

@@ -73,13 +73,73 @@ public sealed class CampaignBudgets : BackgroundService
         foreach (var returned in returns) GiveBack(returned.CampaignId, returned.AmountMinor, 0);
     }
 
-    /// <summary>Whether a quote may count on this campaign's budget now (optimistic when nothing says otherwise).</summary>
-    public bool HasBudget(CampaignRule campaign)
+    /// <summary>
+    /// What <see cref="ReserveAsync"/> would grant these claims now, taking nothing: the same rule on the local lease,
+    /// and where it would draw from the campaign grain, what that grain could give (its unleased part plus other
+    /// silos' unspent leases, which a draw would recall). So a quote equals the accrual of an immediate authorization.
+    /// </summary>
+    public async ValueTask<CampaignGrant[]> WouldReserveAsync(IReadOnlyList<CampaignClaim> claims)
     {
-        if (campaign.BudgetMinor == 0) return true;
-        if (!_leases.TryGetValue(campaign.CampaignId, out var lease)) return true;
-        return Volatile.Read(ref lease.BudgetMinor) > 0 || clock.GetUtcNow() >= lease.ExhaustedUntil;
+        if (claims.Count == 0) return [];
+        var grants = new CampaignGrant[claims.Count];
+        for (var i = 0; i < claims.Count; i++) grants[i] = await WouldReserveOneAsync(claims[i]);
+        return grants;
     }
+
+    private async ValueTask<CampaignGrant> WouldReserveOneAsync(CampaignClaim claim)
+    {
+        var campaign = claim.Campaign;
+        var budgetLimited = campaign.BudgetMinor > 0;
+        if (!budgetLimited && !claim.NeedsMemberSlot) return new CampaignGrant(campaign, claim.DesiredMinor);
+        long budget = 0;
+        var slots = 0;
+        var mayDraw = true;
+        if (_leases.TryGetValue(campaign.CampaignId, out var lease) && !lease.Ended)
+        {
+            budget = Volatile.Read(ref lease.BudgetMinor);
+            slots = Volatile.Read(ref lease.Slots);
+            mayDraw = clock.GetUtcNow() >= lease.ExhaustedUntil;
+        }
+        var shortOfBudget = budgetLimited && budget < claim.DesiredMinor;
+        var shortOfSlot = claim.NeedsMemberSlot && slots == 0;
+        if ((shortOfBudget || shortOfSlot) && mayDraw)
+        {
+            var remaining = await grains.CampaignGrain(campaign.CampaignId).Remaining(await HolderReferenceAsync());
+            budget += remaining.BudgetMinor;
+            slots += remaining.Slots;
+        }
+        if (claim.NeedsMemberSlot && slots == 0) return new CampaignGrant(campaign, 0);
+        var amount = budgetLimited ? Math.Min(claim.DesiredMinor, budget) : claim.DesiredMinor;
+        return new CampaignGrant(campaign, Math.Max(0, amount));
+    }
+
+    /// <summary>
+    /// Budget spent and members joined per campaign for offer listings: the campaign grain's counts (leased and not
+    /// returned) fetched at most <see cref="UsageMaxAge"/> ago, less this silo's own unspent lease.
+    /// </summary>
+    public async ValueTask<OfferUsage> UsageAsync(CampaignRule campaign)
+    {
+        if (campaign.BudgetMinor == 0 && campaign.MaxMembers == 0) return new OfferUsage(0, 0);
+        var now = clock.GetUtcNow();
+        if (!_usage.TryGetValue(campaign.CampaignId, out var cached) || now - cached.At > UsageMaxAge)
+        {
+            cached = (await grains.CampaignGrain(campaign.CampaignId).GetStatus(), now);
+            _usage[campaign.CampaignId] = cached;
+        }
+        long heldBudget = 0;
+        var heldSlots = 0;
+        if (_leases.TryGetValue(campaign.CampaignId, out var lease))
+        {
+            heldBudget = Volatile.Read(ref lease.BudgetMinor);
+            heldSlots = Volatile.Read(ref lease.Slots);
+        }
+        return new OfferUsage(Math.Max(0, cached.Status.BudgetLeasedMinor - heldBudget), Math.Max(0, cached.Status.SlotsLeased - heldSlots));
+    }
+
+    /// <summary>How stale an offer listing's spend and members may be (besides other silos' unspent leases).</summary>
+    public static readonly TimeSpan UsageMaxAge = TimeSpan.FromSeconds(5);
+
+    private readonly ConcurrentDictionary<string, (CampaignStatus Status, DateTimeOffset At)> _usage = new(StringComparer.Ordinal);
 
     private async ValueTask<CampaignGrant> ReserveOneAsync(CampaignClaim claim)
     {
@@ -160,6 +220,10 @@ public sealed class CampaignBudgets : BackgroundService
     private sealed class Holder(CampaignBudgets owner) : ILeaseHolder
     {
         public Task<CampaignLease> Recall(string campaignId) => Task.FromResult(owner.Recall(campaignId));
+
+        public Task<CampaignLease> Held(string campaignId) => Task.FromResult(owner._leases.TryGetValue(campaignId, out var lease)
+            ? new CampaignLease(Volatile.Read(ref lease.BudgetMinor), Volatile.Read(ref lease.Slots), false)
+            : new CampaignLease(0, 0, false));
     }
 
     private void GiveBack(string campaignId, long budgetMinor, int slots)

@@ -97,6 +97,28 @@ public sealed class CampaignGrain(
         }
     }
 
+    public async Task<CampaignLease> Remaining(ILeaseHolder asking)
+    {
+        var rule = Rule;
+        var budget = rule.BudgetMinor == 0 ? 0 : Math.Max(0, rule.BudgetMinor - state.State.BudgetLeasedMinor);
+        var slots = rule.MaxMembers == 0 ? 0 : Math.Max(0, rule.MaxMembers - state.State.SlotsLeased);
+        foreach (var holder in _holders.ToArray())
+        {
+            if (holder.Equals(asking)) continue;
+            try
+            {
+                var held = await holder.Held(CampaignId).WaitAsync(RecallTimeout);
+                budget += held.BudgetMinor;
+                slots += held.Slots;
+            }
+            catch (Exception)
+            {
+                // Gone or slow: a recall would not get its lease back either.
+            }
+        }
+        return new CampaignLease(budget, slots, Exhausted: false);
+    }
+
     public async Task ReturnLease(long budgetMinor, int slots)
     {
         if (budgetMinor < 0 || slots < 0) throw new LoyaltyRejectedException(RejectionCode.InvalidArgument, "a lease return cannot be negative");

@@ -11,8 +11,8 @@ public sealed class CardGrainState
 }
 
 /// <summary>
-/// A card: routes processor messages to its member. Authorizations on a blocked card are refused; clearing, reversals
-/// and refunds still flow, because those purchases already happened. Gateways learn a card's member after its first
+/// A card: routes processor messages to its member, which refuses authorizations on a blocked card (it knows the block
+/// before Block is acknowledged); clearing, reversals and refunds still flow, because those purchases already happened. Gateways learn a card's member after its first
 /// message and then go to the member directly, so an idle card need not stay in memory: it is collected early.
 /// </summary>
 [CollectionAgeLimit(Minutes = 2)]
@@ -59,15 +59,8 @@ public sealed class CardGrain(
         return Task.FromResult(Info());
     }
 
-    public Task<PostingResult> Authorize(AuthorizeMessage message)
-    {
-        var member = Member();
-        if (state.State.Blocked)
-        {
-            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"card_id: card '{CardId}' is blocked");
-        }
-        return member.Authorize(message);
-    }
+    // The member decides (blocked, duplicate first): one owner for the rule, whichever route the message took.
+    public Task<PostingResult> Authorize(AuthorizeMessage message) => Member().AuthorizeOnCard(message);
 
     public Task<PostingResult> Capture(CaptureMessage message) => Member().Capture(message);
 

@@ -20,6 +20,9 @@ public static class LoyaltyMetrics
     public static readonly Counter<long> CampaignLeaseCalls = Meter.CreateCounter<long>("loyalty.campaign.lease_calls", "{call}",
         "Calls from this silo's budget leases to campaign grains (acquire and return)");
 
+    public static readonly Counter<long> ColdPurchaseReads = Meter.CreateCounter<long>("loyalty.member.cold_purchase_reads", "{read}",
+        "Ledger reads of a settled purchase a message named after it left its member's memory (old refunds, late clearings)");
+
     public static void Posting(string kind, string outcome) =>
         Postings.Add(1, new KeyValuePair<string, object?>("kind", kind), new KeyValuePair<string, object?>("outcome", outcome));
 }

@@ -95,28 +95,25 @@ public sealed class MemberGrain(
 
     public async Task<bool> IsEnrolled() => (await AccountAsync()).State.Enrolled;
 
-    public Task<PostingResult> Authorize(AuthorizeMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m));
+    public Task<PostingResult> Authorize(AuthorizeMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m, CardStanding.Active));
 
-    private async Task<PostingResult> AuthorizeOnce(AuthorizeMessage m)
+    private async Task<PostingResult> AuthorizeOnce(AuthorizeMessage m, CardStanding card)
     {
         var account = await AccountAsync();
-        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled
+        var cold = await ColdRowsAsync(account.ColdAuthorization(m.TransactionId, m.OccurredAt, clock.GetUtcNow()));
+        // Nothing reserved for a message that cannot earn (a retry, an unknown member, a card the domain will refuse).
+        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || card != CardStanding.Active
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId, m.OccurredAt));
         var result = account.Authorize(new AuthorizeCommand(m.TransactionId, KnownCardId(m.CardId), m.AmountMinor, SharedStrings.Currencies.Share(m.Currency), m.Mcc,
-                SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt),
-            rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+                SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt, card),
+            rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants, cold);
         return await ReplyAsync("authorize", account, result, grants);
     }
 
-    public async Task<PostingResult> AuthorizeOnCard(AuthorizeMessage m)
-    {
-        if (await IsCardBlockedAsync(m.CardId))
-        {
-            throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"card_id: card '{m.CardId}' is blocked");
-        }
-        return await RetryIfStaleAsync(m, static (grain, m) => grain.AuthorizeOnce(m));
-    }
+    /// <summary>An authorization on a card: the domain refuses a blocked card or another member's, after its duplicate check.</summary>
+    public Task<PostingResult> AuthorizeOnCard(AuthorizeMessage m) =>
+        RetryIfStaleAsync(m, static async (grain, m) => await grain.AuthorizeOnce(m, await grain.CardStandingAsync(m.CardId)));
 
     public Task CardBlocked(string cardId)
     {
@@ -139,17 +136,15 @@ public sealed class MemberGrain(
     /// <summary>The instance of this card id the member already holds, so a purchase does not keep its own copy.</summary>
     private string KnownCardId(string cardId) => CardIndex(cardId) is var i and >= 0 ? _cards[i].CardId : cardId;
 
-    private async ValueTask<bool> IsCardBlockedAsync(string cardId)
+    /// <summary>What the card grain said of this card (asked once per activation; a block is pushed here).</summary>
+    private async ValueTask<CardStanding> CardStandingAsync(string cardId)
     {
-        if (CardIndex(cardId) is var known and >= 0) return _cards[known].Blocked;
+        if (CardIndex(cardId) is var known and >= 0) return _cards[known].Blocked ? CardStanding.Blocked : CardStanding.Active;
         var card = await GrainFactory.CardGrain(cardId).GetCard();
-        if (card.MemberId != MemberId)
-        {
-            throw new LoyaltyRejectedException(RejectionCode.NotFound, $"card_id: card '{cardId}' is not issued to member '{MemberId}'");
-        }
+        if (card.MemberId != MemberId) return CardStanding.OtherMember;
         // Non-reentrant: no CardBlocked ran while we waited, so what the card said is current.
         _cards = [.. _cards, (cardId, card.Blocked)];
-        return card.Blocked;
+        return card.Blocked ? CardStanding.Blocked : CardStanding.Active;
     }
 
     public Task<PostingResult> Capture(CaptureMessage m) => RetryIfStaleAsync(m, static (grain, m) => grain.CaptureOnce(m));
@@ -157,12 +152,13 @@ public sealed class MemberGrain(
     private async Task<PostingResult> CaptureOnce(CaptureMessage m)
     {
         var account = await AccountAsync();
-        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc)
+        var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.AuthorizationId));
+        var grants = account.HasProcessed(m.TransactionId) || !account.State.Enrolled || !account.IsForcePost(m.AuthorizationId, m.Mcc, cold)
             ? []
             : await budgets.ReserveAsync(account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, m.AmountMinor, m.Mcc, m.MerchantId,
                 m.OccurredAt ?? clock.GetUtcNow()));
         var result = account.Capture(new CaptureCommand(m.TransactionId, m.AuthorizationId, KnownCardId(m.CardId), m.AmountMinor, m.OccurredAt, m.Mcc,
-                SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency)), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants);
+                SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency)), rules.Programs, rules.Catalogue, clock.GetUtcNow(), grants, cold);
         return await ReplyAsync("capture", account, result, grants);
     }
 
@@ -171,8 +167,9 @@ public sealed class MemberGrain(
     private async Task<PostingResult> ReverseOnce(ReverseMessage m)
     {
         var account = await AccountAsync();
+        var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.AuthorizationId));
         var result = account.Reverse(new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt),
-            rules.Programs, clock.GetUtcNow());
+            rules.Programs, clock.GetUtcNow(), cold);
         return await ReplyAsync("reverse", account, result, []);
     }
 
@@ -181,8 +178,9 @@ public sealed class MemberGrain(
     private async Task<PostingResult> RefundOnce(RefundMessage m)
     {
         var account = await AccountAsync();
+        var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.OriginalTransactionId));
         var result = account.Refund(new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt),
-            rules.Programs, clock.GetUtcNow());
+            rules.Programs, clock.GetUtcNow(), cold);
         return await ReplyAsync("refund", account, result, []);
     }
 
@@ -240,19 +238,27 @@ public sealed class MemberGrain(
         return new StatementPage(page, next);
     }
 
-    /// <summary>What an authorization of this purchase would earn now, with its breakdown; changes nothing.</summary>
+    /// <summary>
+    /// What an authorization of this purchase would earn now, with its breakdown: the same decision Authorize makes
+    /// (same housekeeping first, same plan, what a reservation would grant), reserving nothing.
+    /// </summary>
     public async Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor)
     {
         var account = await EnrolledAsync();
         var now = clock.GetUtcNow();
+        // Expiries due now are what an authorization's touch would release first (rule "on next touch", as a balance read).
+        account.Touch(rules.Programs.At(now), now);
+        var returns = account.BudgetReturns.ToArray();
+        await CommitAsync(account);
+        budgets.Return(returns);
         var claims = account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, amountMinor, mcc, merchantId, now);
-        var grants = claims.Select(c => new CampaignGrant(c.Campaign, budgets.HasBudget(c.Campaign) ? c.DesiredMinor : 0)).ToArray();
+        var grants = await budgets.WouldReserveAsync(claims);
         var accrual = account.Quote(rules.Programs, rules.Catalogue, amountMinor, mcc, merchantId, now, grants);
         var applied = grants.Where(g => g.GrantedMinor > 0).Select(g => g.Campaign.CampaignId).ToArray();
         return new Eligibility(MemberId, applied, accrual.TotalMinor, Mapping.ToItems(accrual.Lines));
     }
 
-    public async Task<OfferListing> ListOffers() => Offers(await EnrolledAsync());
+    public async Task<OfferListing> ListOffers() => await OffersAsync(await EnrolledAsync());
 
     public async Task<OfferListing> ActivateOffer(string campaignId)
     {
@@ -262,7 +268,7 @@ public sealed class MemberGrain(
         var result = account.ActivateCampaign(campaign, clock.GetUtcNow());
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
-        return Offers(account);
+        return await OffersAsync(account);
     }
 
     public async Task<BalanceView> Watch(IBalanceObserver observer)
@@ -441,6 +447,29 @@ public sealed class MemberGrain(
         }
     }
 
+    /// <summary>
+    /// The ledger rows of a purchase or redemption that left this member's memory, for the domain to rebuild it: null
+    /// when the domain named none (the hot path), empty when the ledger has none of this member's under that id.
+    /// </summary>
+    private async Task<IReadOnlyList<LedgerEntry>?> ColdRowsAsync(string? reference)
+    {
+        if (reference is null) return null;
+        try
+        {
+            LoyaltyMetrics.ColdPurchaseReads.Add(1);
+            // Usually a row is recorded under the reference (an authorization's, a capture's or a redemption's id), and
+            // the purchase's rows start there. A force post that named an authorization the engine never saw has no
+            // row under that id: then the member's rows are searched by purchase id (rare: unknown references only).
+            var first = await ledger.FindAsync(reference);
+            if (first is null) return await ledger.ReadPurchaseAsync(MemberId, reference, 1);
+            return first.MemberId == MemberId ? await ledger.ReadPurchaseAsync(MemberId, first.PurchaseId, first.Sequence) : [];
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id");
+        }
+    }
+
     /// <summary>A ledger read; an unreachable database answers UNAVAILABLE (nothing changed).</summary>
     private async Task<IReadOnlyList<LedgerEntry>> ReadLedgerAsync(Func<ILedger, string, long, int, Task<IReadOnlyList<LedgerEntry>>> read, long sequence, int limit)
     {
@@ -573,15 +602,15 @@ public sealed class MemberGrain(
             key.ToString(), capLeft, expiringMinor, expiringAt, state.Premium, state.Sequence);
     }
 
-    private OfferListing Offers(MemberAccount account)
+    private async Task<OfferListing> OffersAsync(MemberAccount account)
     {
         var now = clock.GetUtcNow();
         var program = rules.Programs.At(now);
         var tier = account.TierFor(program, program.MonthOf(now));
-        var offers = rules.Campaigns
-            .Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId))
-            .Select(DomainJson.Serialize).ToArray();
-        return new OfferListing(offers, [.. (account.State.ActivatedCampaigns ?? []).Order(StringComparer.Ordinal)]);
+        var campaigns = rules.Campaigns.Where(c => c.EndsAt > now && c.QualifiesTier(program, tier.TierId)).ToArray();
+        var usage = new OfferUsage[campaigns.Length];
+        for (var i = 0; i < campaigns.Length; i++) usage[i] = await budgets.UsageAsync(campaigns[i]);
+        return new OfferListing([.. campaigns.Select(DomainJson.Serialize)], [.. (account.State.ActivatedCampaigns ?? []).Order(StringComparer.Ordinal)], usage);
     }
 
     private sealed class LateDuplicateException(LedgerEntry original) : Exception("late duplicate")

@@ -173,6 +173,18 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         return await ReadEntriesAsync(command, cancellationToken);
     }
 
+    public async Task<IReadOnlyList<LedgerEntry>> ReadPurchaseAsync(string memberId, string purchaseId, long fromSequence, CancellationToken cancellationToken = default)
+    {
+        // The primary key's (member_id, sequence) prefix bounds the scan to the member's rows from the purchase's first
+        // one (its authorization, or the row its reference named); no index on purchase_id is needed for this rare read.
+        await using var command = _source.CreateCommand(
+            $"SELECT {Columns} FROM loyalty.ledger WHERE member_id = $1 AND sequence >= $2 AND purchase_id = $3 ORDER BY sequence");
+        command.Parameters.Add(new NpgsqlParameter { Value = memberId });
+        command.Parameters.Add(new NpgsqlParameter { Value = fromSequence });
+        command.Parameters.Add(new NpgsqlParameter { Value = purchaseId });
+        return await ReadEntriesAsync(command, cancellationToken);
+    }
+
     public async Task<LedgerEntry?> FindAsync(string messageId, CancellationToken cancellationToken = default)
     {
         await using var command = _source.CreateCommand(

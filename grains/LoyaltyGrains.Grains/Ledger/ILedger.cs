@@ -22,6 +22,17 @@ public interface ILedger
 
     /// <summary>The entry recorded under a message id, or null.</summary>
     Task<LedgerEntry?> FindAsync(string messageId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The member's entries of one purchase (or redemption) with Sequence at least <paramref name="fromSequence"/>,
+    /// oldest first: how a member rebuilds a settled purchase that left its memory. The default reads the member's
+    /// entries and filters; ledgers override it with a bounded read.
+    /// </summary>
+    async Task<IReadOnlyList<LedgerEntry>> ReadPurchaseAsync(string memberId, string purchaseId, long fromSequence, CancellationToken cancellationToken = default)
+    {
+        var entries = await ReadMemberAsync(memberId, fromSequence - 1, cancellationToken).ConfigureAwait(false);
+        return entries.Where(e => e.PurchaseId == purchaseId).ToArray();
+    }
 }
 
 public enum LedgerConflictKind

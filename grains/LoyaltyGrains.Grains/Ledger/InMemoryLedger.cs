@@ -75,6 +75,16 @@ public sealed class InMemoryLedger(Settlement.InMemoryPartnerSettlement? settlem
         lock (_gate) return Task.FromResult(_byMessageId.GetValueOrDefault(messageId));
     }
 
+    public Task<IReadOnlyList<LedgerEntry>> ReadPurchaseAsync(string memberId, string purchaseId, long fromSequence, CancellationToken cancellationToken = default)
+    {
+        lock (_gate)
+        {
+            IReadOnlyList<LedgerEntry> result = _byMember.TryGetValue(memberId, out var list)
+                ? list.Where(e => e.Sequence >= fromSequence && e.PurchaseId == purchaseId).ToArray() : [];
+            return Task.FromResult(result);
+        }
+    }
+
     private List<LedgerEntry> MemberList(string memberId)
     {
         if (!_byMember.TryGetValue(memberId, out var list)) _byMember[memberId] = list = [];

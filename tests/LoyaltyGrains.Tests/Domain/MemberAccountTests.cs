@@ -10,7 +10,8 @@ public sealed class MemberAccountTests
     private static readonly DateTimeOffset T0 = new(2026, 11, 20, 9, 0, 0, TimeSpan.Zero);
 
     private readonly MemberAccount _account = new("anna");
-    private readonly List<LedgerEntry> _ledger = [];
+    private readonly MemberRows _rows = new();
+    private List<LedgerEntry> Ledger => _rows.Rows;
 
     public MemberAccountTests()
     {
@@ -20,8 +21,7 @@ public sealed class MemberAccountTests
     private T Ok<T>(Result<T> result)
     {
         Assert.True(result.IsOk, $"expected success, got {result.Rejection}");
-        _ledger.AddRange(_account.Uncommitted);
-        _account.ClearUncommitted();
+        _rows.Take(_account);
         return result.Value!;
     }
 
@@ -29,25 +29,24 @@ public sealed class MemberAccountTests
     {
         Assert.False(result.IsOk, "expected a rejection");
         Assert.Equal(kind, result.Rejection!.Kind);
-        _ledger.AddRange(_account.Uncommitted);
-        _account.ClearUncommitted();
+        _rows.Take(_account);
         return result.Rejection;
     }
 
     private PostingOutcome Authorize(string id, long amount, int mcc = 5411, DateTimeOffset? at = null, DateTimeOffset? now = null) =>
         Ok(_account.Authorize(new AuthorizeCommand(id, "card-1", amount, "RUB", mcc, "shop", at ?? T0), Programs, Catalogue, now ?? T0));
 
-    private PostingOutcome Capture(string id, string auth, long amount, DateTimeOffset? now = null) =>
-        Ok(_account.Capture(new CaptureCommand(id, auth, "card-1", amount, T0, -1, "", "RUB"), Programs, Catalogue, now ?? T0));
+    private PostingOutcome Capture(string id, string auth, long amount, DateTimeOffset? now = null) => Ok(TryCapture(id, auth, amount, now));
 
     private Result<PostingOutcome> TryCapture(string id, string auth, long amount, DateTimeOffset? now = null) =>
-        _account.Capture(new CaptureCommand(id, auth, "card-1", amount, T0, -1, "", "RUB"), Programs, Catalogue, now ?? T0);
+        _account.Capture(new CaptureCommand(id, auth, "card-1", amount, T0, -1, "", "RUB"), Programs, Catalogue, now ?? T0, null,
+            _rows.Cold(_account.ColdReference(id, auth)));
 
     private Result<PostingOutcome> TryReverse(string id, string auth, long amount) =>
-        _account.Reverse(new ReverseCommand(id, auth, "card-1", amount, T0), Programs, T0);
+        _account.Reverse(new ReverseCommand(id, auth, "card-1", amount, T0), Programs, T0, _rows.Cold(_account.ColdReference(id, auth)));
 
     private Result<PostingOutcome> TryRefund(string id, string original, long amount) =>
-        _account.Refund(new RefundCommand(id, original, "card-1", amount, T0), Programs, T0);
+        _account.Refund(new RefundCommand(id, original, "card-1", amount, T0), Programs, T0, _rows.Cold(_account.ColdReference(id, original)));
 
     [Fact]
     public void Authorize_creates_pending_and_capture_makes_it_available()
@@ -119,7 +118,7 @@ public sealed class MemberAccountTests
         Assert.Equal(_account.State.PendingMinor, partial.PendingAfterMinor);
         var full = Ok(TryReverse("v2", "a1", 0));
         Assert.Equal(0, full.PendingAfterMinor);
-        Assert.Equal(PurchaseState.Reversed, _account.State.Purchases["a1"].State);
+        Assert.False(_account.State.Purchases.ContainsKey("a1")); // settled: only the ledger holds it
         Rejected(TryCapture("c1", "a1", 1_000), RejectionKind.FailedPrecondition);
     }
 
@@ -139,7 +138,8 @@ public sealed class MemberAccountTests
         Assert.Equal(0, parked.AccruedMinor);
         Authorize("a1", 100_000);
         Assert.Equal(0, _account.State.PendingMinor);
-        Assert.Equal(PurchaseState.Reversed, _account.State.Purchases["a1"].State);
+        Assert.Contains(Ledger, e => e.Kind == EntryKind.ReverseApplied && e.PurchaseId == "a1");
+        Assert.False(_account.State.Purchases.ContainsKey("a1"));
     }
 
     [Fact]
@@ -182,9 +182,9 @@ public sealed class MemberAccountTests
         Authorize("a1", 100_000);
         var later = T0.AddDays(31);
         Authorize("a2", 10_000, at: later, now: later);
-        Assert.Equal(PurchaseState.Expired, _account.State.Purchases["a1"].State);
+        Assert.False(_account.State.Purchases.ContainsKey("a1"));
         Assert.Equal(100, _account.State.PendingMinor);
-        Assert.Contains(_ledger, e => e.Kind == EntryKind.ExpirePending && e.PurchaseId == "a1" && e.PendingDeltaMinor == -1_000);
+        Assert.Contains(Ledger, e => e.Kind == EntryKind.ExpirePending && e.PurchaseId == "a1" && e.PendingDeltaMinor == -1_000);
         var late = Capture("c1", "a1", 100_000, now: later);
         Assert.Equal(1_000, late.AvailableAfterMinor);
     }
@@ -230,7 +230,7 @@ public sealed class MemberAccountTests
         Authorize("a2", 50_000, mcc: 5812);
         Ok(TryReverse("v1", "a2", 20_000));
         var replica = new MemberAccount("anna");
-        foreach (var entry in _ledger) replica.Apply(entry);
+        foreach (var entry in Ledger) replica.Apply(entry);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(_account.State), System.Text.Json.JsonSerializer.Serialize(replica.State));
     }
 
@@ -243,7 +243,7 @@ public sealed class MemberAccountTests
         var retry = Ok(_account.Capture(new CaptureCommand("c1", "a1", "card-1", 100_000, null, -1, "", ""), Programs, Catalogue, T0.AddSeconds(7)));
         Assert.True(retry.Duplicate);
         Assert.Equal(first.AvailableAfterMinor, retry.AvailableAfterMinor);
-        Assert.Equal(T0, _ledger.Single(e => e.MessageId == "c1").OccurredAt);
+        Assert.Equal(T0, Ledger.Single(e => e.MessageId == "c1").OccurredAt);
         Rejected(_account.Capture(new CaptureCommand("c1", "a1", "card-1", 90_000, null, -1, "", ""), Programs, Catalogue, T0), RejectionKind.AlreadyExists);
     }
 
@@ -254,7 +254,7 @@ public sealed class MemberAccountTests
         var retry = Ok(_account.Capture(new CaptureCommand("f1", "", "card-1", 50_000, null, 5411, "shop", ""), Programs, Catalogue, T0.AddMinutes(3)));
         Assert.True(retry.Duplicate);
         Assert.Equal(first.AccruedMinor, retry.AccruedMinor);
-        Assert.Equal("RUB", _ledger.Single(e => e.MessageId == "f1").Currency);
+        Assert.Equal("RUB", Ledger.Single(e => e.MessageId == "f1").Currency);
     }
 
     [Fact]
@@ -279,7 +279,7 @@ public sealed class MemberAccountTests
         // Past the hold period the next touch drops them all; a new reversal may wait again.
         var later = T0.AddDays(ProgramConfig.Default.AuthorizationHoldDays).AddMinutes(1);
         Ok(_account.Reverse(new ReverseCommand("after-hold", "never-y", "card-1", 0, later), Programs, later));
-        Assert.Equal(Limits.ParkedReversalsMax, _ledger.Count(e => e.Kind == EntryKind.ParkedReversalExpired));
+        Assert.Equal(Limits.ParkedReversalsMax, Ledger.Count(e => e.Kind == EntryKind.ParkedReversalExpired));
         Assert.Equal(["never-y"], _account.State.ParkedReversals!.Keys);
 
         // An authorization that finally arrives after its reversal expired is simply pending.
@@ -287,7 +287,7 @@ public sealed class MemberAccountTests
         Assert.Equal(1_000, _account.State.PendingMinor);
 
         var replica = new MemberAccount("anna");
-        foreach (var entry in _ledger) replica.Apply(entry);
+        foreach (var entry in Ledger) replica.Apply(entry);
         Assert.Equal(System.Text.Json.JsonSerializer.Serialize(_account.State), System.Text.Json.JsonSerializer.Serialize(replica.State));
     }
 

@@ -83,6 +83,9 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
         await Grains.CardGrain(card).Block();
         var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.CardGrain(card).Authorize(Auth("b-" + member, card, 100_000)));
         Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
+        // The member decides, duplicate first: a retry of an authorization made before the block gets its reply.
+        Assert.True((await Grains.CardGrain(card).Authorize(Auth("a-" + member, card, 100_000))).Duplicate);
+        Assert.True((await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a-" + member, card, 100_000))).Duplicate);
         var capture = await Grains.CardGrain(card).Capture(new CaptureMessage("c-" + member, "a-" + member, card, 100_000, At, -1, "", "RUB"));
         Assert.Equal(1_000, capture.AvailableAfterMinor);
     }
@@ -153,6 +156,47 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
             var conflict = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.CardGrain(card).Authorize(Auth("late-" + member, card, 100_001)));
             Assert.Equal(RejectionCode.AlreadyExists, conflict.Code);
             Assert.Equal(MemberAccount.DedupePruneEveryEntries * 100L, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
+        }
+        finally
+        {
+            ClusterFixture.Clock.Advance(-skip);
+        }
+    }
+
+    [Fact]
+    public async Task A_capture_that_left_memory_is_refunded_from_the_ledger_before_and_after_reactivation()
+    {
+        var (member, card) = await NewMemberAsync("cold");
+        var (auth, capture) = ("ca-" + member, "cc-" + member);
+        await Grains.CardGrain(card).Authorize(Auth(auth, card, 100_000));
+        await Grains.CardGrain(card).Capture(new CaptureMessage(capture, auth, card, 100_000, At, -1, "", "RUB"));
+        Assert.Equal(-250, (await Grains.CardGrain(card).Refund(new RefundMessage("r1-" + member, capture, card, 25_000, At))).AccruedMinor);
+        // Past the capture memory and a prune point later, the capture lives only in the ledger.
+        var skip = MemberAccount.CaptureMemory + TimeSpan.FromDays(1);
+        ClusterFixture.Clock.Advance(skip);
+        try
+        {
+            var later = ClusterFixture.Clock.GetUtcNow();
+            for (var i = 0; i < MemberAccount.DedupePruneEveryEntries; i++)
+            {
+                await Grains.CardGrain(card).Capture(new CaptureMessage($"f{i}-{member}", "", card, 10_000, later, 5411, "shop", "RUB"));
+            }
+            var refund = await Grains.CardGrain(card).Refund(new RefundMessage("r2-" + member, auth, card, 25_000, later));
+            Assert.Equal((-250L, false), (refund.AccruedMinor, refund.Duplicate));
+
+            // A new activation: snapshot and ledger replay, then the old capture is read from the ledger again.
+            await Grains.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero);
+            var tooMuch = await Assert.ThrowsAsync<LoyaltyRejectedException>(() =>
+                Grains.CardGrain(card).Refund(new RefundMessage("r3-" + member, capture, card, 50_001, later)));
+            Assert.Equal(RejectionCode.FailedPrecondition, tooMuch.Code);
+            Assert.Equal(-500, (await Grains.CardGrain(card).Refund(new RefundMessage("r4-" + member, capture, card, 50_000, later))).AccruedMinor);
+            Assert.True((await Grains.CardGrain(card).Refund(new RefundMessage("r4-" + member, capture, card, 50_000, later))).Duplicate);
+            // The reversed-after-capture rule still holds for a purchase memory no longer has.
+            var reverse = await Assert.ThrowsAsync<LoyaltyRejectedException>(() =>
+                Grains.CardGrain(card).Reverse(new ReverseMessage("v1-" + member, auth, card, 0, later)));
+            Assert.Equal(RejectionCode.FailedPrecondition, reverse.Code);
+            var balance = await Grains.MemberGrain(member).GetBalance();
+            Assert.Equal(MemberAccount.DedupePruneEveryEntries * 100L, balance.AvailableMinor);
         }
         finally
         {

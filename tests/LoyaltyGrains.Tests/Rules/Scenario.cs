@@ -1,4 +1,5 @@
 using LoyaltyGrains.Domain;
+using LoyaltyGrains.Tests.Domain;
 
 namespace LoyaltyGrains.Tests.Rules;
 
@@ -15,13 +16,15 @@ public sealed class Scenario
     private readonly Dictionary<string, int> _slotsLeft = new(StringComparer.Ordinal);
     private ProgramConfig _program = ProgramConfig.Default;
     private Result<PostingOutcome> _last;
+    // The member's committed rows: a purchase that left its memory is read back from them, as the grain does.
+    private readonly MemberRows _rows = new();
 
     public Scenario(bool premium = false, string tier = "", string referredBy = "")
     {
         Now = Start;
         Account = new MemberAccount("m1");
         Account.Enroll(new EnrollCommand("m1", premium, referredBy, tier), _program, Now);
-        Account.ClearUncommitted();
+        _rows.Take(Account);
     }
 
     public MemberAccount Account { get; }
@@ -55,7 +58,7 @@ public sealed class Scenario
     public Scenario TryChoose(MonthKey month, params string[] categories)
     {
         var result = Account.ChooseCategories(new ChooseCategoriesCommand(month, categories), Programs, Now);
-        Account.ClearUncommitted();
+        _rows.Take(Account);
         _last = result.IsOk ? new PostingOutcome("", false, "", "", 0, 0, 0, []) : result.Rejection!;
         return this;
     }
@@ -64,14 +67,14 @@ public sealed class Scenario
     {
         var result = Account.ChooseCategories(new ChooseCategoriesCommand(month, categories), Programs, Now);
         Assert.True(result.IsOk, $"choose failed: {result.Rejection}");
-        Account.ClearUncommitted();
+        _rows.Take(Account);
         return this;
     }
 
     public Scenario Activate(string campaignId)
     {
         Assert.True(Account.ActivateCampaign(_campaigns.Single(c => c.CampaignId == campaignId), Now).IsOk);
-        Account.ClearUncommitted();
+        _rows.Take(Account);
         return this;
     }
 
@@ -84,14 +87,16 @@ public sealed class Scenario
     public Scenario Authorize(string id, long amountMinor, int mcc = 5411, string merchant = "shop")
     {
         var grants = Grant(Account.PlanCampaigns(Programs, MccCatalogue.Default, _campaigns, amountMinor, mcc, merchant, Now));
-        return Take(Account.Authorize(new AuthorizeCommand(id, "card", amountMinor, "RUB", mcc, merchant, Now), Programs, MccCatalogue.Default, Now, grants));
+        return Take(Account.Authorize(new AuthorizeCommand(id, "card", amountMinor, "RUB", mcc, merchant, Now), Programs, MccCatalogue.Default, Now, grants,
+            _rows.Cold(Account.ColdAuthorization(id, Now, Now))));
     }
 
     public Scenario AuthorizeIn(string id, long amountMinor, string currency) =>
         Take(Account.Authorize(new AuthorizeCommand(id, "card", amountMinor, currency, 5411, "shop", Now), Programs, MccCatalogue.Default, Now));
 
     public Scenario Capture(string id, string authorizationId, long amountMinor) =>
-        Take(Account.Capture(new CaptureCommand(id, authorizationId, "card", amountMinor, Now, -1, "", "RUB"), Programs, MccCatalogue.Default, Now));
+        Take(Account.Capture(new CaptureCommand(id, authorizationId, "card", amountMinor, Now, -1, "", "RUB"), Programs, MccCatalogue.Default, Now, null,
+            _rows.Cold(Account.ColdReference(id, authorizationId))));
 
     public Scenario ForcePost(string id, long amountMinor, int mcc = 5411, string merchant = "shop")
     {
@@ -104,10 +109,10 @@ public sealed class Scenario
         Authorize(id, amountMinor, mcc, merchant).Capture(id + "-c", id, amountMinor);
 
     public Scenario Reverse(string id, string authorizationId, long amountMinor = 0) =>
-        Take(Account.Reverse(new ReverseCommand(id, authorizationId, "card", amountMinor, Now), Programs, Now));
+        Take(Account.Reverse(new ReverseCommand(id, authorizationId, "card", amountMinor, Now), Programs, Now, _rows.Cold(Account.ColdReference(id, authorizationId))));
 
     public Scenario Refund(string id, string originalId, long amountMinor) =>
-        Take(Account.Refund(new RefundCommand(id, originalId, "card", amountMinor, Now), Programs, Now));
+        Take(Account.Refund(new RefundCommand(id, originalId, "card", amountMinor, Now), Programs, Now, _rows.Cold(Account.ColdReference(id, originalId))));
 
     public Scenario Redeem(string id, long amountMinor, string partner = "partner-1") =>
         Take(Account.Redeem(new RedeemCommand(id, partner, amountMinor), Programs, Now));
@@ -115,7 +120,7 @@ public sealed class Scenario
     public Scenario Touch()
     {
         Account.Touch(_program, Now);
-        Account.ClearUncommitted();
+        _rows.Take(Account);
         return this;
     }
 
@@ -163,7 +168,7 @@ public sealed class Scenario
     {
         _last = result;
         foreach (var returned in Account.BudgetReturns) _budgetLeft[returned.CampaignId] += returned.AmountMinor;
-        Account.ClearUncommitted();
+        _rows.Take(Account);
         return this;
     }
 
