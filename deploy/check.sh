@@ -84,7 +84,7 @@ if metrics_file:
 print(f"deploy/check.sh: {len(dashboards)} dashboard(s), {len(exprs)} queries, {len(manifests)} manifest documents, "
       f"{len(settings)} settings checked" + (f", metrics checked against {metrics_file}" if metrics_file else ""))
 if problems:
-    print("\n".join("deploy/check.sh: " + p for p in problems))
+    print("\n".join("deploy/check.sh: " + p for p in dict.fromkeys(problems)))
     sys.exit(1)
 PY
 echo "deploy/check.sh: OK"
