@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Grpc.Net.Client;
+using LoyaltyGrains.Gateway.Auth;
 
 namespace LoyaltyGrains.Tests.Durability;
 
@@ -9,12 +10,20 @@ public sealed class SiloProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly System.Text.StringBuilder _log = new();
 
-    private SiloProcess(Process process, int grpcPort)
+    private SiloProcess(Process process, int grpcPort, string signingKey)
     {
         _process = process;
         GrpcPort = grpcPort;
-        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        SigningKey = signingKey;
+        // The channel carries an admin+processor token signed with this silo's key.
+        Channel = BearerTokenHandler.Channel($"http://127.0.0.1:{grpcPort}", Token("tests", [LoyaltyClaims.Admin, LoyaltyClaims.Processor]));
     }
+
+    /// <summary>This silo's HMAC key (its own, random: the tests never touch the user's development key).</summary>
+    public string SigningKey { get; }
+
+    public string Token(string subject, string[] roles, string? partnerId = null) =>
+        LoyaltyTokens.Mint(new LoyaltyAuthOptions { SigningKey = SigningKey }, new TokenRequest(subject, roles, partnerId, TimeSpan.FromHours(2)));
 
     public int GrpcPort { get; }
     public GrpcChannel Channel { get; }
@@ -46,9 +55,11 @@ public sealed class SiloProcess : IAsyncDisposable
         info.Environment["LOYALTY_GATEWAY_PORT"] = ports.Gateway.ToString(System.Globalization.CultureInfo.InvariantCulture);
         info.Environment["LOYALTY_METRICS_PORT"] = ports.Metrics.ToString(System.Globalization.CultureInfo.InvariantCulture);
         info.Environment["DOTNET_gcServer"] = "0";
+        var signingKey = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        info.Environment[LoyaltyAuthOptions.SigningKeyVariable] = signingKey;
         var stopwatch = Stopwatch.StartNew();
         var process = Process.Start(info) ?? throw new InvalidOperationException("could not start the silo");
-        var silo = new SiloProcess(process, ports.Grpc);
+        var silo = new SiloProcess(process, ports.Grpc, signingKey);
         process.OutputDataReceived += (_, e) => silo.Append(e.Data);
         process.ErrorDataReceived += (_, e) => silo.Append(e.Data);
         process.BeginOutputReadLine();
