@@ -41,10 +41,10 @@ public sealed class AuditInterceptor(AuditLog audit, TimeProvider clock, ILogger
         {
             var record = Describe(Caller.From(context.GetHttpContext().User), context, request, response, status);
             var stored = audit.RecordAsync(record);
-            if (!stored.IsCompleted && await Task.WhenAny(stored, Task.Delay(AuditLog.DurableWaitMax, clock)) != stored)
+            if (!stored.IsCompleted && await Task.WhenAny(stored, Task.Delay(audit.DurableWait, clock)) != stored)
             {
                 // The record stays queued (and is in the log); the reply is not held hostage by a slow audit store.
-                logger.LogWarning("audit record of {Method} by {Subject} not stored within {Wait}; replying anyway", record.Method, record.Subject, AuditLog.DurableWaitMax);
+                logger.LogWarning("audit record of {Method} by {Subject} not stored within {Wait}; replying anyway", record.Method, record.Subject, audit.DurableWait);
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Grpc.Core;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -61,14 +62,15 @@ public interface IAuditStore
 /// Every audit record is logged (category LoyaltyGrains.Audit) and, when a store is configured, written to it in
 /// batches by one background writer. The queue is bounded by reservation: an audited call takes a slot before it runs
 /// and is refused UNAVAILABLE, having changed nothing, when none is free — so a record is never dropped for want of
-/// room. An audited call's reply waits for its batch to commit (at most <see cref="DurableWaitMax"/>); a store that
+/// room. An audited call's reply waits for its batch to commit (at most <see cref="DurableWait"/>); a store that
 /// fails is retried with the records kept, and records still unwritten at shutdown are logged in full as errors.
 /// </summary>
 public sealed class AuditLog : BackgroundService
 {
+    public const string Section = "Loyalty:Audit";
     public const int CapacityDefault = 10_000;
     public const int BatchMax = 500;
-    public static readonly TimeSpan DurableWaitMax = TimeSpan.FromSeconds(5);
+    public static readonly TimeSpan DurableWaitDefault = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan ShutdownFlushMax = TimeSpan.FromSeconds(10);
 
     private readonly IAuditStore? _store;
@@ -78,15 +80,19 @@ public sealed class AuditLog : BackgroundService
     private long _written;
     private long _refusedNoRoom;
 
-    public AuditLog(ILoggerFactory loggers, IEnumerable<IAuditStore> stores)
+    public AuditLog(ILoggerFactory loggers, IEnumerable<IAuditStore> stores, IConfiguration configuration)
     {
         _store = stores.LastOrDefault();
         _logger = loggers.CreateLogger("LoyaltyGrains.Audit");
-        Capacity = CapacityDefault;
+        Capacity = Math.Max(1, configuration.GetValue($"{Section}:QueueCapacity", CapacityDefault));
+        DurableWait = configuration.GetValue($"{Section}:DurableWait", DurableWaitDefault);
         _slots = new SemaphoreSlim(Capacity, Capacity);
     }
 
+    /// <summary>Records queued or being written at most; beyond it audited calls are refused before they run.</summary>
     public int Capacity { get; }
+    /// <summary>How long an audited call's reply waits for its record to be stored.</summary>
+    public TimeSpan DurableWait { get; }
     public bool Durable => _store is not null;
     public long Written => Interlocked.Read(ref _written);
     public int Queued => Capacity - _slots.CurrentCount;

@@ -50,26 +50,27 @@ public static class RateLimits
         return services;
     }
 
-    private static RateLimitPartition<string> PerSecond(string key, int perSecond) =>
-        // Refilled every 100 ms: a burst of one second's budget, then an even flow.
-        RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = Math.Max(1, perSecond),
-            TokensPerPeriod = Math.Max(1, perSecond / 10),
-            ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        });
+    private static RateLimitPartition<string> PerSecond(string key, int perSecond) => Bucket(key, perSecond, TimeSpan.FromSeconds(1));
 
-    private static RateLimitPartition<string> PerMinute(string key, int perMinute) =>
-        RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+    private static RateLimitPartition<string> PerMinute(string key, int perMinute) => Bucket(key, perMinute, TimeSpan.FromMinutes(1));
+
+    /// <summary>
+    /// A burst of one interval's budget, then an even flow: refilled in tenths of the interval, or one token at a time
+    /// for a budget smaller than ten (so a small budget is not rounded up).
+    /// </summary>
+    private static RateLimitPartition<string> Bucket(string key, int budget, TimeSpan interval)
+    {
+        budget = Math.Max(1, budget);
+        var (tokens, period) = budget >= 10 ? (budget / 10, interval / 10) : (1, interval / budget);
+        return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
         {
-            TokenLimit = Math.Max(1, perMinute),
-            TokensPerPeriod = Math.Max(1, perMinute / 60),
-            ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+            TokenLimit = budget,
+            TokensPerPeriod = tokens,
+            ReplenishmentPeriod = period,
             QueueLimit = 0,
             AutoReplenishment = true,
         });
+    }
 
     /// <summary>The rate-limiting middleware; needs the app (a WebApplication is both route and app builder).</summary>
     public static void UseLoyaltyRateLimits(this IEndpointRouteBuilder endpoints)

@@ -33,13 +33,16 @@ public class EngineFixture : IAsyncLifetime
     {
     }
 
+    /// <summary>A variant's client settings (e.g. TLS trust); a new instance per channel.</summary>
+    protected virtual GrpcChannelOptions? ChannelOptions() => null;
+
     public string Token(string subject, string[] roles, string? partnerId = null, TimeSpan? lifetime = null) =>
         LoyaltyTokens.Mint(Auth, new TokenRequest(subject, roles, partnerId, lifetime ?? TimeSpan.FromHours(1)));
 
     /// <summary>A channel sending <paramref name="token"/> (null: no authorization header), disposed with the fixture.</summary>
-    public GrpcChannel ChannelFor(string? token)
+    public GrpcChannel ChannelFor(string? token, GrpcChannelOptions? options = null)
     {
-        var channel = BearerTokenHandler.Channel(Address, token);
+        var channel = BearerTokenHandler.Channel(Address, token, options ?? ChannelOptions());
         lock (_channels) _channels.Add(channel);
         return channel;
     }
@@ -51,7 +54,11 @@ public class EngineFixture : IAsyncLifetime
         // A key of this fixture's own (LOYALTY_AUTH_SIGNING_KEY, when set, wins; tokens are minted with whichever is in force).
         builder.Configuration["Loyalty:Auth:SigningKey"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
         builder.Configuration["Loyalty:Reflection"] = "true";
-        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2));
+        builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Loopback, 0, l =>
+        {
+            l.Protocols = HttpProtocols.Http2;
+            TlsSettings.From(builder.Configuration).Apply(l);
+        }));
         var siloPort = FreePort();
         var gatewayPort = FreePort();
         builder.UseOrleans(silo =>
@@ -71,7 +78,7 @@ public class EngineFixture : IAsyncLifetime
         Channel = ChannelFor(Token("tests", [LoyaltyClaims.Admin, LoyaltyClaims.Processor]));
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         lock (_channels)
         {

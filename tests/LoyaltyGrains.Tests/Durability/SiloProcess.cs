@@ -106,7 +106,7 @@ public sealed class SiloProcess : IAsyncDisposable
         }
     }
 
-    private static string SiloDll()
+    public static string SiloDll()
     {
         // tests/LoyaltyGrains.Tests/bin/<Configuration>/net10.0 → silo/bin/<Configuration>/net10.0
         var testBin = new DirectoryInfo(AppContext.BaseDirectory);
