@@ -143,14 +143,16 @@ public static class AuthSetup
             var certificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(pem);
             return new X509SecurityKey(certificate);
         }
+        // The PEM says "PUBLIC KEY" for both kinds: try EC, then RSA.
+        var ec = ECDsa.Create();
         try
         {
-            var ec = ECDsa.Create();
             ec.ImportFromPem(pem);
             return new ECDsaSecurityKey(ec);
         }
-        catch (ArgumentException)
+        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
         {
+            ec.Dispose();
             var rsa = RSA.Create();
             rsa.ImportFromPem(pem);
             return new RsaSecurityKey(rsa);

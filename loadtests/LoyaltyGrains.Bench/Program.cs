@@ -15,7 +15,11 @@ using Npgsql;
 //     Enrolls members with a card each on a running engine, warms them up, then drives Authorize over gRPC from
 //     --concurrency callers (closed loop: each sends its next request when the previous reply arrives) and prints
 //     the rate and p50/p90/p99/p99.9/max latency. Open-model load at a fixed arrival rate is the load tool's job.
+//     Its token: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY.
+//   Bench token [--count 200000] [--threads 1] [--alg HS256,RS256,ES256]
+//     Process CPU µs per bearer-token validation with the engine's validation settings, per algorithm.
 if (args.Length > 0 && args[0] == "authorize") return await AuthorizeBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "token") return await TokenBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "ledger") args = args[1..];
 var options = Args.Parse(args);
 var server = options.Get("--postgres") ?? Environment.GetEnvironmentVariable("LOYALTY_TEST_POSTGRES")
