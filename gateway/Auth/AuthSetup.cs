@@ -169,7 +169,9 @@ public static class AuthSetup
         {
             if (endpoint.Metadata.OfType<GrpcMethodMetadata>().FirstOrDefault() is not { } grpc) return;
             var rule = RpcAccess.For(grpc.Method.FullName);
-            endpoint.Metadata.Add(new AuthorizationPolicyBuilder(JwtBearerDefaults.AuthenticationScheme)
+            // No scheme named in the policy: the user the authentication middleware set (the default scheme, JwtBearer)
+            // is used as is, instead of authenticating again and merging principals on every call.
+            endpoint.Metadata.Add(new AuthorizationPolicyBuilder()
                 .RequireRole(LoyaltyClaims.Names(rule.Roles))
                 .Build());
             endpoint.Metadata.Add(new EnableRateLimitingAttribute(RateLimits.PolicyName(rule.Rate)));

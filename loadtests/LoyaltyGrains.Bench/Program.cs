@@ -19,7 +19,10 @@ using Npgsql;
 //   Bench token [--count 200000] [--threads 1] [--alg HS256,RS256,ES256]
 //     Process CPU µs per bearer-token validation with the engine's validation settings, per algorithm.
 if (args.Length > 0 && args[0] == "authorize") return await AuthorizeBench.RunAsync(Args.Parse(args[1..]));
+//   Bench balance-cpu --pid PID [--target http://127.0.0.1:5000] [--seconds 20] [--concurrency 16] [--rate N] [--warmup 5] [--token JWT]
+//     The engine process's CPU µs per GetBalance (closed loop), to compare builds with and without token checks.
 if (args.Length > 0 && args[0] == "token") return await TokenBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "balance-cpu") return await BalanceCpuBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "ledger") args = args[1..];
 var options = Args.Parse(args);
 var server = options.Get("--postgres") ?? Environment.GetEnvironmentVariable("LOYALTY_TEST_POSTGRES")
