@@ -121,12 +121,10 @@ public sealed class SiloSecurityTests
             Assert.Equal(StatusCode.PermissionDenied, denied.StatusCode);
 
             var reflection = new global::Grpc.Reflection.V1Alpha.ServerReflection.ServerReflectionClient(silo.Channel);
+            // Nothing is written: the server answers an unknown service at once, and a write racing that answer would
+            // fail as CANCELLED instead of showing the status.
             using var call = reflection.ServerReflectionInfo();
-            var off = await Assert.ThrowsAsync<RpcException>(async () =>
-            {
-                await call.RequestStream.WriteAsync(new global::Grpc.Reflection.V1Alpha.ServerReflectionRequest { ListServices = "" });
-                await call.ResponseStream.MoveNext();
-            });
+            var off = await Assert.ThrowsAsync<RpcException>(() => call.ResponseStream.MoveNext());
             Assert.Equal(StatusCode.Unimplemented, off.StatusCode);
 
             await using var connection = new NpgsqlConnection(database.ConnectionString);
