@@ -6,7 +6,7 @@
 #   deploy/local-cluster.sh --silos 2 --gateways 1 --for 60
 # Load through every gateway at once:
 #   dotnet loadtests/LoyaltyGrains.LoadTests/bin/Release/net10.0/LoyaltyGrains.LoadTests.dll --scenario peak-day \
-#     --target http://127.0.0.1:7101,http://127.0.0.1:7111 --rate 500 --duration 30s
+#     --target http://127.0.0.1:7101,http://127.0.0.1:7111 --signing-key <the key it prints> --rate 500 --duration 30s
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 silos=3 gateways=2 base=7000 run_for=""
@@ -29,6 +29,8 @@ fi
 source "$root/scripts/lib/throwaway-postgres.sh"
 "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE DATABASE loyalty_cluster" >/dev/null
 export LOYALTY_POSTGRES="Host=127.0.0.1;Port=$port;Username=postgres;Database=loyalty_cluster"
+# Every node of the cluster checks tokens with the same key: the caller's, or one made for this run.
+export LOYALTY_AUTH_SIGNING_KEY="${LOYALTY_AUTH_SIGNING_KEY:-$(head -c 32 /dev/urandom | base64)}"
 pids=()
 
 stop_all() {
@@ -73,5 +75,6 @@ echo
 echo "local cluster up: PostgreSQL 127.0.0.1:$port, $silos silos, $gateways gateways"
 for i in $(seq 1 "$silos"); do p=$((base + 10 * i)); echo "  silo-$i     gRPC 127.0.0.1:$p  metrics :$((p + 1))  silo :$((p + 2))  gateway :$((p + 3))  pid ${pids[$((i - 1))]}  log $data/silo-$i.log"; done
 for j in $(seq 1 "$gateways"); do p=$((base + 100 + 10 * j - 10 + 1)); echo "  gateway-$j  gRPC 127.0.0.1:$p  metrics :$((p + 1))  pid ${pids[$((silos + j - 1))]}  log $data/gateway-$j.log"; done
-echo "  load:  --target $(IFS=,; echo "${targets[*]}")"
+echo "  load:  --target $(IFS=,; echo "${targets[*]}") --signing-key $LOYALTY_AUTH_SIGNING_KEY"
+echo "  token: LOYALTY_AUTH_SIGNING_KEY=$LOYALTY_AUTH_SIGNING_KEY dotnet $silo_dll token --role admin"
 if [ -n "$run_for" ]; then sleep "$run_for"; else echo "Ctrl+C stops everything"; while true; do sleep 3600; done; fi

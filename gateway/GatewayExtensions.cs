@@ -1,3 +1,4 @@
+using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.Gateway.Grpc;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Routing;
@@ -8,7 +9,7 @@ namespace LoyaltyGrains.Gateway;
 
 public static class GatewayExtensions
 {
-    /// <summary>gRPC services, error mapping, health and reflection. Needs an IGrainFactory (silo or Orleans client).</summary>
+    /// <summary>gRPC services, error mapping, bearer-token security (gateway/Auth), health and reflection. Needs an IGrainFactory (silo or Orleans client).</summary>
     public static IServiceCollection AddLoyaltyGateway(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
@@ -29,6 +30,7 @@ public static class GatewayExtensions
             foreach (var service in ServiceNames) options.Services.Map(service, _ => true);
         }).AddCheck("engine", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         services.AddGrpcReflection();
+        services.AddLoyaltySecurity();
         return services;
     }
 
@@ -40,12 +42,13 @@ public static class GatewayExtensions
 
     public static IEndpointRouteBuilder MapLoyaltyGateway(this IEndpointRouteBuilder endpoints)
     {
-        endpoints.MapGrpcService<ProcessingService>();
-        endpoints.MapGrpcService<BalancesService>();
-        endpoints.MapGrpcService<AdminService>();
-        endpoints.MapGrpcService<OffersService>();
-        endpoints.MapGrpcHealthChecksService();
-        endpoints.MapGrpcReflectionService();
+        endpoints.MapGrpcService<ProcessingService>().RequireLoyaltyAccess();
+        endpoints.MapGrpcService<BalancesService>().RequireLoyaltyAccess();
+        endpoints.MapGrpcService<AdminService>().RequireLoyaltyAccess();
+        endpoints.MapGrpcService<OffersService>().RequireLoyaltyAccess();
+        endpoints.MapGrpcHealthChecksService().AllowAnonymous();
+        if (AuthSetup.ReflectionEnabled(endpoints)) endpoints.MapGrpcReflectionService().AllowAnonymous();
+        endpoints.UseLoyaltyRateLimits();
         return endpoints;
     }
 }

@@ -12,6 +12,8 @@ command -v dotnet >/dev/null || { echo "loadtest.sh: the .NET SDK (dotnet) is no
 cd "$root"
 dotnet build LoyaltyGrains.sln -c Release -v quiet -nologo
 source "$root/scripts/lib/throwaway-postgres.sh"
+# The engine, the tests and the load tool share a signing key made for this run (never written to the repository).
+export LOYALTY_AUTH_SIGNING_KEY="${LOYALTY_AUTH_SIGNING_KEY:-$(head -c 32 /dev/urandom | base64)}"
 
 grpc_port=$((port + 100))
 start_silo loyalty_load "$grpc_port"

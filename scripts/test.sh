@@ -8,6 +8,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 command -v dotnet >/dev/null || { echo "test.sh: the .NET SDK (dotnet) is not on PATH" >&2; exit 1; }
 source "$root/scripts/lib/throwaway-postgres.sh"
+# The engine, the tests and the load tool share a signing key made for this run (never written to the repository).
+export LOYALTY_AUTH_SIGNING_KEY="${LOYALTY_AUTH_SIGNING_KEY:-$(head -c 32 /dev/urandom | base64)}"
 
 cd "$root"
 # The whole solution (engine, tests, load tool), then the tests without building again.

@@ -18,7 +18,8 @@ public static class DemoDay
         var targetIndex = Array.IndexOf(args, "--target");
         var target = targetIndex >= 0 && targetIndex + 1 < args.Length ? args[targetIndex + 1] : "http://127.0.0.1:5000";
         Verbose = args.Contains("--verbose");
-        using var channel = GrpcChannel.ForAddress(target);
+        if (DemoToken(args) is not { } token) return 2;
+        using var channel = LoyaltyGrains.Gateway.Auth.BearerTokenHandler.Channel(target, token);
         var processing = new Processing.ProcessingClient(channel);
         Balances = new Balances.BalancesClient(channel);
         var balances = Balances;
@@ -62,6 +63,11 @@ public static class DemoDay
             await Show("21:30 boris: taxi 740.00 at MCC 4121, force post (no authorization)", processing.CaptureAsync(new CaptureRequest { TransactionId = Id("taxi"), CardId = "card-boris-1", AmountMinor = 74_000, Mcc = 4121, MerchantId = "yandex-go", OccurredAt = At(21, 30) }));
             await Show("22:00 a bad amount (-5.00)", processing.AuthorizeAsync(Auth(Id("bad"), "card-anna-1", -500, 5411, "perekrestok", At(22, 0))));
         }
+        catch (RpcException ex) when (ex.StatusCode == StatusCode.Unauthenticated)
+        {
+            Console.Error.WriteLine($"The engine at {target} refused the demo's token ({ex.Status.Detail}): start both with the same key, or pass --token.");
+            return 2;
+        }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
         {
             Console.Error.WriteLine($"The engine at {target} is not reachable: start it first with `dotnet run --project silo` ({ex.Status.Detail}).");
@@ -76,6 +82,25 @@ public static class DemoDay
                 $"categories [{string.Join(", ", balance.ChosenCategories)}]  category cap left {Money.Format(balance.CategoryCapLeftMinor)}");
         }
         return 0;
+    }
+
+    /// <summary>
+    /// --token, else a short-lived operator+processor token signed with this machine's key (the one the engine started
+    /// with: LOYALTY_AUTH_SIGNING_KEY, Loyalty:Auth:SigningKey or the development key).
+    /// </summary>
+    private static string? DemoToken(string[] args)
+    {
+        var index = Array.IndexOf(args, "--token");
+        if (index >= 0 && index + 1 < args.Length) return args[index + 1];
+        var configuration = new ConfigurationBuilder().SetBasePath(AppContext.BaseDirectory).AddJsonFile("appsettings.json", optional: true).AddEnvironmentVariables().Build();
+        var key = SigningKeySource.Resolve(configuration);
+        if (key.Key is null)
+        {
+            Console.Error.WriteLine($"The engine trusts {key.Description}: pass an admin+processor token with --token.");
+            return null;
+        }
+        return LoyaltyGrains.Gateway.Auth.LoyaltyTokens.Mint(key.Options(configuration),
+            new LoyaltyGrains.Gateway.Auth.TokenRequest("demo", ["admin", "processor"], null, TimeSpan.FromMinutes(15)));
     }
 
     /// <summary>The demo's regulars (seeded in the embedded default; enrolled here when a durable engine lacks them).</summary>

@@ -8,10 +8,13 @@ using OpenTelemetry.Metrics;
 
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "export") return await SettlementExport.RunAsync(args[1..]);
+if (args.Length > 0 && args[0] == "token") return TokenCommand.Run(args[1..]);
 
 // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var settings = EngineSettings.From(builder.Configuration);
+// Signing key (a development key only on loopback), reflection, TLS, audit table (silo/SiloSecurity.cs).
+if (SiloSecurity.Prepare(builder, settings) is not { } security) return 1;
 
 // Inline scheduling runs request parsing on the socket's I/O thread instead of queueing it to the thread pool; safe only
 // because nothing on the request path blocks. Off unless configured: it did not measurably change CPU per request here.
@@ -21,8 +24,12 @@ if (builder.Configuration.GetValue("Loyalty:InlineScheduling", false))
 }
 builder.WebHost.ConfigureKestrel(kestrel =>
 {
-    // h2c: gRPC without TLS on the listen address; TLS terminates at the load balancer / service mesh in production.
-    kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
+    // h2c by default: TLS terminates at the load balancer / service mesh; or here, with Loyalty:Tls:CertificatePath.
+    kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen =>
+    {
+        listen.Protocols = HttpProtocols.Http2;
+        security.Tls.Apply(listen);
+    });
     kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
     kestrel.AddServerHeader = false;
     // Processors keep long-lived connections: a ping after 30 s of silence finds a dead peer (its calls then fail fast
@@ -99,6 +106,8 @@ app.MapPrometheusScrapingEndpoint().RequireHost($"*:{settings.MetricsPort}");
 app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { Predicate = _ => false })
     .RequireHost($"*:{settings.MetricsPort}");
 app.MapHealthChecks("/readyz").RequireHost($"*:{settings.MetricsPort}");
+// Started callbacks run last-registered first: the security line prints under the banner.
+app.Lifetime.ApplicationStarted.Register(() => security.PrintBanner(app.Logger));
 app.Lifetime.ApplicationStarted.Register(() => EngineSettings.PrintBanner(app.Logger, settings));
 try
 {

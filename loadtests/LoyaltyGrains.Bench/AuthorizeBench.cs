@@ -3,6 +3,7 @@ using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Net.Client;
 using HdrHistogram;
+using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.Gateway.V1;
 
 namespace LoyaltyGrains.Bench;
@@ -18,7 +19,10 @@ internal static class AuthorizeBench
         var concurrency = int.Parse(options.Get("--concurrency") ?? "64", CultureInfo.InvariantCulture);
         var run = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
         // A few HTTP/2 connections, as a processor's client pool would have.
-        var channels = Enumerable.Range(0, 4).Select(_ => GrpcChannel.ForAddress(target)).ToArray();
+        var token = options.Get("--token") ?? (Environment.GetEnvironmentVariable(LoyaltyAuthOptions.SigningKeyVariable) is { Length: > 0 } key
+            ? LoyaltyTokens.Mint(new LoyaltyAuthOptions { SigningKey = key }, new TokenRequest("bench", ["admin", "processor"], null, TimeSpan.FromHours(12)))
+            : null);
+        var channels = Enumerable.Range(0, 4).Select(_ => BearerTokenHandler.Channel(target, token)).ToArray();
         var admin = new Admin.AdminClient(channels[0]);
 
         Console.WriteLine($"seeding {members} members with a card each on {target} ...");

@@ -15,13 +15,20 @@ using Npgsql;
 //     Enrolls members with a card each on a running engine, warms them up, then drives Authorize over gRPC from
 //     --concurrency callers (closed loop: each sends its next request when the previous reply arrives) and prints
 //     the rate and p50/p90/p99/p99.9/max latency. Open-model load at a fixed arrival rate is the load tool's job.
+//     Its token: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY.
 //   Bench member-history --postgres "<the engine's database>" [--target http://127.0.0.1:5000] [--history 20000]
 //         [--every-hours 8] [--seconds 20] [--concurrency 8]
 //     Writes --history purchases of one member straight into the running engine's ledger, then drives
 //     authorize+capture pairs on a member without history and on that one (same run) and prints pairs/s, p50/p99,
 //     their ratio, the first activation's replay time and the member's snapshot size (docs/BENCHMARKS.md).
+//   Bench token [--count 200000] [--threads 1] [--alg HS256,RS256,ES256]
+//     Process CPU µs per bearer-token validation with the engine's validation settings, per algorithm.
+//   Bench balance-cpu --pid PID [--target http://127.0.0.1:5000] [--seconds 20] [--concurrency 16] [--rate N] [--warmup 5] [--token JWT]
+//     The engine process's CPU µs per GetBalance (closed loop), to compare builds with and without token checks.
 if (args.Length > 0 && args[0] == "authorize") return await AuthorizeBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "member-history") return await MemberHistoryBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "token") return await TokenBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "balance-cpu") return await BalanceCpuBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "ledger") args = args[1..];
 var options = Args.Parse(args);
 var server = options.Get("--postgres") ?? Environment.GetEnvironmentVariable("LOYALTY_TEST_POSTGRES")

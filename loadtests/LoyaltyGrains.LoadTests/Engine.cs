@@ -99,7 +99,8 @@ public sealed class Engine : IDisposable
         RunId = runId;
         // Connections spread round-robin over the targets, at least one each.
         var targets = options.Targets;
-        _channels = [.. Enumerable.Range(0, Math.Max(options.Connections, targets.Length)).Select(i => CreateChannel(targets[i % targets.Length]))];
+        var token = options.BearerToken();
+        _channels = [.. Enumerable.Range(0, Math.Max(options.Connections, targets.Length)).Select(i => CreateChannel(targets[i % targets.Length], token))];
         _processing = [.. _channels.Select(c => new Processing.ProcessingClient(c))];
         _balances = [.. _channels.Select(c => new Balances.BalancesClient(c))];
         _offers = [.. _channels.Select(c => new Offers.OffersClient(c))];
@@ -120,18 +121,32 @@ public sealed class Engine : IDisposable
     public Admin.AdminClient Admin { get; }
     public int Members => _memberIds.Length;
 
-    public static GrpcChannel CreateChannel(string address) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    /// <summary>A channel; with <paramref name="token"/>, every call carries <c>authorization: Bearer …</c>.</summary>
+    public static GrpcChannel CreateChannel(string address, string? token = null)
     {
-        HttpHandler = new SocketsHttpHandler
+        HttpMessageHandler handler = new SocketsHttpHandler
         {
             // Past the server's concurrent-stream limit (Kestrel: 100) a channel opens another connection instead of
             // queueing calls on the client, so --max-in-flight rather than the stream limit bounds what is outstanding.
             EnableMultipleHttp2Connections = true,
             PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
             KeepAlivePingDelay = TimeSpan.FromSeconds(60),
-        },
-        MaxReceiveMessageSize = 16 * 1024 * 1024,
-    });
+        };
+        if (token is not null) handler = new BearerHandler(token, handler);
+        return GrpcChannel.ForAddress(address, new GrpcChannelOptions { HttpHandler = handler, MaxReceiveMessageSize = 16 * 1024 * 1024 });
+    }
+
+    /// <summary>The header on every request (h2c: gRPC call credentials would need an insecure-channel opt-in).</summary>
+    private sealed class BearerHandler(string token, HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        private readonly System.Net.Http.Headers.AuthenticationHeaderValue _header = new("Bearer", token);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            request.Headers.Authorization = _header;
+            return base.SendAsync(request, cancellationToken);
+        }
+    }
 
     public Processing.ProcessingClient Processing(long i) => _processing[i % _processing.Length];
     public Balances.BalancesClient Balances(long i) => _balances[i % _balances.Length];

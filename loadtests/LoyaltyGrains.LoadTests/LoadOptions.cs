@@ -26,6 +26,10 @@ public sealed record LoadOptions
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public int StatementSampleMembers { get; init; } = 100;
     public int SeedConcurrency { get; init; } = 32;
+    /// <summary>A bearer token (admin+processor) to send as is.</summary>
+    public string? Token { get; init; }
+    /// <summary>The engine's base64 HMAC key, to mint the tool's own admin+processor token.</summary>
+    public string? SigningKey { get; init; }
 
     public bool FindMax { get; init; }
     public TimeSpan StepDuration { get; init; } = TimeSpan.FromSeconds(5);
@@ -52,6 +56,9 @@ public sealed record LoadOptions
           --target URL[,URL…]    the engine's h2c gRPC address(es); several (gateways of one cluster) share the
                                  connections round-robin                                    [http://127.0.0.1:5000]
           --baseline             run echo first for the same rate and time; the report gives the ratio
+          --token JWT            bearer token with roles admin and processor, sent on every call
+          --signing-key BASE64   the engine's HMAC key: the tool mints its own admin+processor token (24 h)
+                                 [LOYALTY_AUTH_SIGNING_KEY, else the development key file the engine generated]
 
         Load shape (open model)
           --rate N               arrivals per second (one arrival = one flow, e.g. authorize+capture)       [500]
@@ -119,6 +126,8 @@ public sealed record LoadOptions
                 "--statement-sample" => options with { StatementSampleMembers = Integer(name, Next()) },
                 "--seed" => options with { Seed = Integer(name, Next()) },
                 "--out" => options with { Out = Next() },
+                "--token" => options with { Token = Next() },
+                "--signing-key" => options with { SigningKey = Next() },
                 "--baseline" => options with { Baseline = true },
                 "--find-max" => options with { FindMax = true },
                 "--step" => options with { StepDuration = ParseTime(name, Next()) },
@@ -153,6 +162,11 @@ public sealed record LoadOptions
     public string[] Targets => Target.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 
     public int StreamCount => Streams > 0 ? Streams : Connections * 2;
+
+    private string? _bearer;
+
+    /// <summary>--token; else a token minted with --signing-key, LOYALTY_AUTH_SIGNING_KEY or the development key file; null when there is none.</summary>
+    public string? BearerToken() => _bearer ??= Token ?? LoadToken.Mint(SigningKey);
 
     private static double Number(string name, string text) =>
         double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) ? value : throw new ArgumentException($"{name}: '{text}' is not a number");

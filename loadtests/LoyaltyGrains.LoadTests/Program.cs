@@ -23,7 +23,9 @@ catch (ArgumentException ex)
 // Ids are namespaced by the run so runs against the same engine never collide: lt-<run>-m<N>.
 var runId = DateTimeOffset.UtcNow.ToString("yyMMddHHmmss", CultureInfo.InvariantCulture) + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(2));
 var folder = options.Out ?? Path.Combine("loadtests", "out", $"{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}-{options.Scenario}{(options.FindMax ? "-max" : "")}");
-var commandLine = "dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- " + string.Join(' ', args.Select(Quote));
+// Secrets never reach the reports: a token or key on the command line is shown as "***".
+var commandLine = "dotnet run --project loadtests/LoyaltyGrains.LoadTests -c Release -- " +
+    string.Join(' ', args.Select((arg, i) => i > 0 && args[i - 1] is "--token" or "--signing-key" ? "***" : Quote(arg.StartsWith("--token=", StringComparison.Ordinal) || arg.StartsWith("--signing-key=", StringComparison.Ordinal) ? arg[..(arg.IndexOf('=') + 1)] + "***" : arg)));
 using var cancellation = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) =>
 {
@@ -37,6 +39,10 @@ void Log(string line) => AnsiConsole.MarkupLine($"[grey]{Markup.Escape(DateTime.
 if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
 var view = new ProgressView(AnsiConsole.Profile.Capabilities.Interactive && !Console.IsOutputRedirected, Log);
 
+if (options.Scenario != "echo" && options.BearerToken() is null)
+{
+    Log("no bearer token (--token, --signing-key, LOYALTY_AUTH_SIGNING_KEY or a development key file): the engine will refuse every call");
+}
 Log($"run {runId}: scenario {options.Scenario}{(options.FindMax ? " (find-max)" : "")}, report folder {folder}");
 var notes = new List<string>();
 RunRecord? baseline = null;

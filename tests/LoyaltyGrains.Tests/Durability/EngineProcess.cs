@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
+using LoyaltyGrains.Gateway.Auth;
 
 namespace LoyaltyGrains.Tests.Durability;
 
@@ -38,16 +39,27 @@ public abstract class EngineProcess : IAsyncDisposable
         };
         foreach (var (name, value) in environment) info.Environment[name] = value;
         info.Environment["DOTNET_gcServer"] = "0";
+        // One key for every engine process of this test run, so silos and gateways of one cluster accept the same
+        // tokens; random, so the tests never touch the user's development key.
+        info.Environment[LoyaltyAuthOptions.SigningKeyVariable] = SigningKey;
         _started = Stopwatch.StartNew();
         _process = Process.Start(info) ?? throw new InvalidOperationException($"could not start {what}");
         Pid = _process.Id;
         GrpcPort = grpcPort;
-        Channel = GrpcChannel.ForAddress($"http://127.0.0.1:{grpcPort}");
+        // The channel carries an admin+processor token signed with the run's key.
+        Channel = BearerTokenHandler.Channel($"http://127.0.0.1:{grpcPort}", Token("tests", [LoyaltyClaims.Admin, LoyaltyClaims.Processor]));
         _process.OutputDataReceived += (_, e) => Append(e.Data);
         _process.ErrorDataReceived += (_, e) => Append(e.Data);
         _process.BeginOutputReadLine();
         _process.BeginErrorReadLine();
     }
+
+    /// <summary>The HMAC key every engine process of this test run is started with.</summary>
+    public static string SigningKey { get; } = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+
+    /// <summary>A token for this run's engines, with the given subject, roles and partner.</summary>
+    public static string Token(string subject, string[] roles, string? partnerId = null) =>
+        LoyaltyTokens.Mint(new LoyaltyAuthOptions { SigningKey = SigningKey }, new TokenRequest(subject, roles, partnerId, TimeSpan.FromHours(2)));
 
     public int GrpcPort { get; }
     public GrpcChannel Channel { get; }
@@ -177,6 +189,9 @@ public abstract class EngineProcess : IAsyncDisposable
         }
         throw new FileNotFoundException($"{projectDir}/bin/{configuration}/{testBin.Name}/{dllName} not found; build the solution first");
     }
+
+    /// <summary>The built silo, for tests that run it with their own arguments (verbs, start-up refusals).</summary>
+    public static string SiloDll() => BuiltDll("silo", "LoyaltyGrains.Silo.dll");
 
     public static int FreePort()
     {

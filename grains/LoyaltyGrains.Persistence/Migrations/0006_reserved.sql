@@ -1,2 +1,0 @@
--- Placeholder for version 6, taken by another branch; dropped at merge.
-SELECT 1;
