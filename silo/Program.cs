@@ -3,7 +3,6 @@ using LoyaltyGrains.Grains;
 using LoyaltyGrains.Persistence;
 using Orleans.Configuration;
 using LoyaltyGrains.Silo;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
 
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
@@ -22,23 +21,8 @@ if (builder.Configuration.GetValue("Loyalty:InlineScheduling", false))
 {
     builder.WebHost.UseSockets(sockets => sockets.UnsafePreferInlineScheduling = true);
 }
-builder.WebHost.ConfigureKestrel(kestrel =>
-{
-    // h2c by default: TLS terminates at the load balancer / service mesh; or here, with Loyalty:Tls:CertificatePath.
-    kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen =>
-    {
-        listen.Protocols = HttpProtocols.Http2;
-        security.Tls.Apply(listen);
-    });
-    kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
-    kestrel.AddServerHeader = false;
-    // Processors keep long-lived connections: a ping after 30 s of silence finds a dead peer (its calls then fail fast
-    // on the client and are retried, which is safe: every message is idempotent).
-    kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
-    kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
-    // Prometheus scrapes over HTTP/1.1 on its own port; the gRPC port speaks only HTTP/2.
-    kestrel.Listen(settings.ListenAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
-});
+// h2c by default: TLS terminates at the load balancer / service mesh; or here, with Loyalty:Tls:CertificatePath.
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenForLoyalty(settings.ListenAddress, settings.GrpcPort, settings.MetricsPort, security.Tls));
 
 if (settings.PostgresConnectionString is { } postgres)
 {
@@ -101,22 +85,9 @@ builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = set
 
 var app = builder.Build();
 app.MapLoyaltyGateway();
-app.MapPrometheusScrapingEndpoint().RequireHost($"*:{settings.MetricsPort}");
-// For load balancers and Kubernetes probes: live = the process answers; ready = it can commit (database reachable).
-app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { Predicate = _ => false })
-    .RequireHost($"*:{settings.MetricsPort}");
-app.MapHealthChecks("/readyz").RequireHost($"*:{settings.MetricsPort}");
+// Ready = it can commit: database reachable and this silo active in the cluster.
+app.MapLoyaltyProbes(settings.MetricsPort);
 // Started callbacks run last-registered first: the security line prints under the banner.
 app.Lifetime.ApplicationStarted.Register(() => security.PrintBanner(app.Logger));
 app.Lifetime.ApplicationStarted.Register(() => EngineSettings.PrintBanner(app.Logger, settings));
-try
-{
-    await app.RunAsync();
-    return 0;
-}
-catch (Exception ex)
-{
-    // A clear line and exit 1, not an unhandled-exception abort (exit 134) that says nothing.
-    app.Logger.LogCritical(ex, "LoyaltyGrains stopped on an error");
-    return 1;
-}
+return await app.RunLoyaltyAsync("LoyaltyGrains");

@@ -1,7 +1,7 @@
 using LoyaltyGrains.Gateway;
+using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.GatewayHost;
 using LoyaltyGrains.Persistence;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
 using OpenTelemetry.Metrics;
 using Orleans.Configuration;
 
@@ -9,15 +9,9 @@ using Orleans.Configuration;
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 var settings = GatewaySettings.From(builder.Configuration);
 
-builder.WebHost.ConfigureKestrel(kestrel =>
-{
-    kestrel.Listen(settings.ListenAddress, settings.GrpcPort, listen => listen.Protocols = HttpProtocols.Http2);
-    kestrel.Limits.Http2.MaxStreamsPerConnection = 1024;
-    kestrel.AddServerHeader = false;
-    kestrel.Limits.Http2.KeepAlivePingDelay = TimeSpan.FromSeconds(30);
-    kestrel.Limits.Http2.KeepAlivePingTimeout = TimeSpan.FromSeconds(10);
-    kestrel.Listen(settings.ListenAddress, settings.MetricsPort, listen => listen.Protocols = HttpProtocols.Http1);
-});
+// h2c by default (TLS at the load balancer), or TLS here with Loyalty:Tls:CertificatePath, as on a silo.
+var tls = TlsSettings.From(builder.Configuration);
+builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenForLoyalty(settings.ListenAddress, settings.GrpcPort, settings.MetricsPort, tls));
 
 builder.UseOrleansClient(client =>
 {
@@ -43,20 +37,17 @@ builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
 
 var app = builder.Build();
 app.MapLoyaltyGateway();
-app.MapPrometheusScrapingEndpoint().RequireHost($"*:{settings.MetricsPort}");
-app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { Predicate = _ => false })
-    .RequireHost($"*:{settings.MetricsPort}");
-app.MapHealthChecks("/readyz").RequireHost($"*:{settings.MetricsPort}");
-app.Lifetime.ApplicationStarted.Register(() => app.Logger.LogInformation(
-    "LoyaltyGrains gateway serving gRPC (h2c) on {Address}:{Port}, metrics on :{MetricsPort}/metrics; cluster '{ClusterId}' via PostgreSQL membership",
-    settings.ListenAddress, settings.GrpcPort, settings.MetricsPort, settings.ClusterId));
-try
+// Ready = a silo of the cluster answers.
+app.MapLoyaltyProbes(settings.MetricsPort);
+app.Lifetime.ApplicationStarted.Register(() =>
 {
-    await app.RunAsync();
-    return 0;
-}
-catch (Exception ex)
-{
-    app.Logger.LogCritical(ex, "LoyaltyGrains gateway stopped on an error");
-    return 1;
-}
+    app.Logger.LogInformation(
+        "LoyaltyGrains gateway serving gRPC on {Address}:{Port} (TLS: {Tls}), metrics on :{MetricsPort}/metrics; cluster '{ClusterId}' via PostgreSQL membership; bearer tokens required",
+        settings.ListenAddress, settings.GrpcPort, tls.Describe(), settings.MetricsPort, settings.ClusterId);
+    if (!System.Net.IPAddress.IsLoopback(settings.ListenAddress) && !tls.Enabled)
+    {
+        app.Logger.LogWarning("gRPC listens on {Address} without TLS: tokens travel in clear text. Set Loyalty:Tls:CertificatePath, or terminate TLS in front of this node.",
+            settings.ListenAddress);
+    }
+});
+return await app.RunLoyaltyAsync("LoyaltyGrains gateway");
