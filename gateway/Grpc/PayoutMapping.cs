@@ -13,18 +13,9 @@ public static class PayoutMapping
     /// <summary>The UTC days [fromDay, toDay) that the half-open range [from, to) touches.</summary>
     public static (DateTime FromDay, DateTime ToDay) Days(GetPayoutsRequest request)
     {
-        if (request.From is null) throw Validate.Invalid("from", "is required");
-        if (request.To is null) throw Validate.Invalid("to", "is required");
-        DateTime from, to;
-        try
-        {
-            from = request.From.ToDateTime();
-            to = request.To.ToDateTime();
-        }
-        catch (InvalidOperationException)
-        {
-            throw Validate.Invalid("from", "is not a valid timestamp");
-        }
+        // Within the engine's documented time range, so the whole days around them are representable too.
+        var from = Validate.Instant(request.From, "from").UtcDateTime;
+        var to = Validate.Instant(request.To, "to").UtcDateTime;
         if (to <= from) throw Validate.Invalid("to", "must be later than from");
         var fromDay = from.Date;
         var toDay = to == to.Date ? to : to.Date.AddDays(1);

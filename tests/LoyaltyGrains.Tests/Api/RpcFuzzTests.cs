@@ -682,7 +682,8 @@ public sealed class RpcFuzzTests(EngineFixture engine, ITestOutputHelper output)
         private string[] Members(string cardOrMember)
         {
             if (_cardOwner.TryGetValue(cardOrMember, out var member)) return [member];
-            return _members.Contains(cardOrMember) ? [cardOrMember] : [];
+            // A member the run has a snapshot of counts too (enrolled past the pool's size): a call that changes it must drop that snapshot.
+            return _members.Contains(cardOrMember) || _seen.ContainsKey(cardOrMember) ? [cardOrMember] : [];
         }
 
         /// <summary>
@@ -773,14 +774,12 @@ public sealed class RpcFuzzTests(EngineFixture engine, ITestOutputHelper output)
             }
         }
 
-        private void Forget(IEnumerable<string> members)
-        {
-            foreach (var member in members)
-            {
-                _seen.Remove(member);
-                if (_referrer.TryGetValue(member, out var referrer)) _seen.Remove(referrer);
-            }
-        }
+        /// <summary>
+        /// After a call that changed something, every kept snapshot is dropped, not just those of the members it names:
+        /// a call can reach members the run cannot name (an id it mangled, a referrer, a card's owner it never learnt),
+        /// and a stale snapshot would make the next refusal look like a change. Snapshots are read again when needed.
+        /// </summary>
+        private void Forget(IEnumerable<string> members) => _seen.Clear();
 
         private async Task<LoyaltyGrains.Gateway.V1.Program> ProgramAsync() => await test.Admin.GetProgramAsync(new GetProgramRequest(), deadline: Deadline());
 
@@ -789,7 +788,12 @@ public sealed class RpcFuzzTests(EngineFixture engine, ITestOutputHelper output)
             if (!Fuzzing.IsId(campaignId)) return null;
             // fz-m4: a standard-tier member nobody else touches for offers, so its listing shows every open campaign it qualifies for.
             var offers = await test.Offers.ListOffersAsync(new ListOffersRequest { MemberId = "fz-m4" }, deadline: Deadline());
-            return offers.Offers.FirstOrDefault(o => o.CampaignId == campaignId)?.ToString();
+            if (offers.Offers.FirstOrDefault(o => o.CampaignId == campaignId) is not { } offer) return null;
+            // The definition only: spend and members joined move with other members' postings and lease returns.
+            var definition = offer.Clone();
+            definition.BudgetSpentMinor = 0;
+            definition.MembersJoined = 0;
+            return definition.ToString();
         }
 
         private async Task<string?> CardOwnerAsync(string cardId)
