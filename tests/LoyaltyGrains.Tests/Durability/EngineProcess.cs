@@ -193,11 +193,26 @@ public abstract class EngineProcess : IAsyncDisposable
     /// <summary>The built silo, for tests that run it with their own arguments (verbs, start-up refusals).</summary>
     public static string SiloDll() => BuiltDll("silo", "LoyaltyGrains.Silo.dll");
 
+    /// <summary>
+    /// A free port below the kernel's ephemeral range (32768+): a port the kernel hands out to test ports asked for
+    /// "any" can be taken by an outgoing connection (database clients, the load) before the process binds it.
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; attempt < 1_000; attempt++)
+        {
+            var port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+            }
+        }
+        throw new InvalidOperationException("no free port in 20000..31999");
     }
 
     private void Append(string? line)
