@@ -154,34 +154,22 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         }
     }
 
-    public async Task<IReadOnlyList<LedgerEntry>> ReadMemberAsync(string memberId, long afterSequence, CancellationToken cancellationToken = default)
-    {
-        await using var command = _source.CreateCommand($"SELECT {Columns} FROM loyalty.ledger WHERE member_id = $1 AND sequence > $2 ORDER BY sequence");
-        command.Parameters.Add(new NpgsqlParameter { Value = memberId });
-        command.Parameters.Add(new NpgsqlParameter { Value = afterSequence });
-        return await ReadEntriesAsync(command, cancellationToken);
-    }
+    public Task<IReadOnlyList<LedgerEntry>> ReadMemberAsync(string memberId, long afterSequence, CancellationToken cancellationToken = default) =>
+        ReadWhereAsync("member_id = $1 AND sequence > $2 ORDER BY sequence", cancellationToken, memberId, afterSequence);
 
+    public Task<IReadOnlyList<LedgerEntry>> ReadMemberPageAsync(string memberId, long beforeSequence, int limit, CancellationToken cancellationToken = default) =>
+        ReadWhereAsync("member_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3", cancellationToken, memberId, beforeSequence, limit);
 
-    public async Task<IReadOnlyList<LedgerEntry>> ReadMemberPageAsync(string memberId, long beforeSequence, int limit, CancellationToken cancellationToken = default)
-    {
-        await using var command = _source.CreateCommand(
-            $"SELECT {Columns} FROM loyalty.ledger WHERE member_id = $1 AND sequence < $2 ORDER BY sequence DESC LIMIT $3");
-        command.Parameters.Add(new NpgsqlParameter { Value = memberId });
-        command.Parameters.Add(new NpgsqlParameter { Value = beforeSequence });
-        command.Parameters.Add(new NpgsqlParameter { Value = limit });
-        return await ReadEntriesAsync(command, cancellationToken);
-    }
+    // The primary key's (member_id, sequence) prefix bounds the scan to the member's rows from the purchase's first one
+    // (its authorization, or the row its reference named); no index on purchase_id is needed for this rare read.
+    public Task<IReadOnlyList<LedgerEntry>> ReadPurchaseAsync(string memberId, string purchaseId, long fromSequence, CancellationToken cancellationToken = default) =>
+        ReadWhereAsync("member_id = $1 AND sequence >= $2 AND purchase_id = $3 ORDER BY sequence", cancellationToken, memberId, fromSequence, purchaseId);
 
-    public async Task<IReadOnlyList<LedgerEntry>> ReadPurchaseAsync(string memberId, string purchaseId, long fromSequence, CancellationToken cancellationToken = default)
+    /// <summary>The ledger rows matching a condition on positional parameters, with every column.</summary>
+    private async Task<IReadOnlyList<LedgerEntry>> ReadWhereAsync(string condition, CancellationToken cancellationToken, params object[] values)
     {
-        // The primary key's (member_id, sequence) prefix bounds the scan to the member's rows from the purchase's first
-        // one (its authorization, or the row its reference named); no index on purchase_id is needed for this rare read.
-        await using var command = _source.CreateCommand(
-            $"SELECT {Columns} FROM loyalty.ledger WHERE member_id = $1 AND sequence >= $2 AND purchase_id = $3 ORDER BY sequence");
-        command.Parameters.Add(new NpgsqlParameter { Value = memberId });
-        command.Parameters.Add(new NpgsqlParameter { Value = fromSequence });
-        command.Parameters.Add(new NpgsqlParameter { Value = purchaseId });
+        await using var command = _source.CreateCommand($"SELECT {Columns} FROM loyalty.ledger WHERE {condition}");
+        foreach (var value in values) command.Parameters.Add(new NpgsqlParameter { Value = value });
         return await ReadEntriesAsync(command, cancellationToken);
     }
 
