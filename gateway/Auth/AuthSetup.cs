@@ -45,7 +45,14 @@ public static class AuthSetup
         services.AddOptions<LoyaltyLimitsOptions>().BindConfiguration(LoyaltyLimitsOptions.Section);
 
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer();
-        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<IOptions<LoyaltyAuthOptions>>((jwt, auth) => Configure(jwt, auth.Value));
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton(sp => new ValidatedTokenCache(sp.GetRequiredService<TimeProvider>()));
+        services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<IOptions<LoyaltyAuthOptions>, ValidatedTokenCache>((jwt, auth, cache) =>
+        {
+            Configure(jwt, auth.Value);
+            jwt.TokenHandlers.Clear();
+            jwt.TokenHandlers.Add(cache);
+        });
         services.AddAuthorization();
         services.AddSingleton<IAuthorizationMiddlewareResultHandler, GrpcAuthorizationResultHandler>();
 
