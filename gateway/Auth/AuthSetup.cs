@@ -50,6 +50,7 @@ public static class AuthSetup
         services.AddOptions<JwtBearerOptions>(JwtBearerDefaults.AuthenticationScheme).Configure<IOptions<LoyaltyAuthOptions>, ValidatedTokenCache>((jwt, auth, cache) =>
         {
             Configure(jwt, auth.Value);
+            if (!auth.Value.RememberValidatedTokens) return;
             jwt.TokenHandlers.Clear();
             jwt.TokenHandlers.Add(cache);
         });
@@ -63,6 +64,8 @@ public static class AuthSetup
         // Singletons: resolved from DI the interceptors are not created per call.
         services.TryAddSingleton<AuditInterceptor>();
         services.TryAddSingleton<CallerAccessInterceptor>();
+        // Stateless too; left to gRPC it would be built (and its logger resolved) on every call.
+        services.TryAddSingleton<Grpc.ErrorMappingInterceptor>();
         services.AddLoyaltyRateLimits();
         services.Configure<GrpcServiceOptions>(options =>
         {

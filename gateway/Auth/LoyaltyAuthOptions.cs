@@ -32,6 +32,9 @@ public sealed class LoyaltyAuthOptions
     /// <summary>Tolerated clock difference for exp/nbf: small, so an expired token stops working promptly.</summary>
     public TimeSpan ClockSkew { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Remember a token's successful validation for up to a minute within its lifetime (see ValidatedTokenCache); false: check every call.</summary>
+    public bool RememberValidatedTokens { get; set; } = true;
+
     public IReadOnlyList<byte[]> SigningKeys() => ParseKeys(SigningKey);
 
     public static IReadOnlyList<byte[]> ParseKeys(string? text)
