@@ -26,7 +26,15 @@ public sealed class CpuSuite(LoadOptions options, Engine engine,
         var authorize = new AuthorizeOnly(engine);
         var balance = new BalanceOnly(engine);
         // Seeds the members and makes each authorize once: both engine scenarios use them (set-up is not measured).
-        await balance.SetupAsync(log);
+        try
+        {
+            await balance.SetupAsync(log);
+        }
+        catch (Grpc.Core.RpcException ex)
+        {
+            AnsiConsole.MarkupLine($"[red]cannot set up against {Markup.Escape(options.Target)}: {Markup.Escape(Arrival.StatusName(ex.StatusCode))} {Markup.Escape(ex.Status.Detail)}[/] — is the engine running there?");
+            return 2;
+        }
         var runs = new List<SuiteRun>();
         var atRate = options with { FindMax = false };
         foreach (var ceiling in options.FindMax ? new[] { false, true } : [false])
