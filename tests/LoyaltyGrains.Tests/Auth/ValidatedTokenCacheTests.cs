@@ -54,19 +54,20 @@ public sealed class ValidatedTokenCacheTests
     }
 
     [Fact]
-    public async Task A_validation_is_remembered_for_at_most_the_age_limit()
+    public async Task A_validation_is_remembered_across_copies_of_the_parameters_for_at_most_the_age_limit()
     {
         var cache = new ValidatedTokenCache(_clock);
         var parameters = Parameters();
-        var keys = (List<SecurityKey>)parameters.IssuerSigningKeys;
         var token = Token(TimeSpan.FromHours(1));
         Assert.True((await cache.ValidateTokenAsync(token, parameters)).IsValid);
-        // The same key collection now holds a key that cannot verify the token: only the remembered result accepts it.
-        keys[0] = new SymmetricSecurityKey(RandomNumberGenerator.GetBytes(32));
+        // JwtBearer passes a copy of its parameters on every call. This copy refuses every lifetime: only the
+        // remembered validation can accept the token.
+        var refusing = parameters.Clone();
+        refusing.LifetimeValidator = (_, _, _, _) => false;
         _clock.Now = Start + ValidatedTokenCache.MaxAge - TimeSpan.FromSeconds(1);
-        Assert.True((await cache.ValidateTokenAsync(token, parameters)).IsValid);
+        Assert.True((await cache.ValidateTokenAsync(token, refusing)).IsValid);
         _clock.Now = Start + ValidatedTokenCache.MaxAge + TimeSpan.FromSeconds(1);
-        Assert.False((await cache.ValidateTokenAsync(token, parameters)).IsValid);
+        Assert.False((await cache.ValidateTokenAsync(token, refusing)).IsValid);
     }
 
     [Fact]
