@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
@@ -5,7 +6,12 @@ using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Grains;
 
-/// <summary>The journal: every ledger append of this member goes through CommitAsync; replies wait for it (ack = durable).</summary>
+/// <summary>
+/// The journal: the member's one queue and the only way its entries reach the ledger. Every call is queued and done in
+/// arrival order by one loop. Postings that queued up while a commit was under way are decided together, in order, in
+/// memory, and committed in one append; each reply waits for that commit (ack = durable). A failed append fails every
+/// posting of it the way a single one would fail, and the member is rebuilt from the ledger before anything else.
+/// </summary>
 public sealed partial class MemberGrain
 {
     /// <summary>
@@ -14,117 +20,429 @@ public sealed partial class MemberGrain
     /// </summary>
     public const int StaleRetriesMax = 3;
 
-    private async Task<PostingResult> ReplyAsync(string kind, MemberAccount account, Result<PostingOutcome> result, CampaignGrant[] grants)
+    /// <summary>Postings decided together and committed in one append at most: bounds an append and a batch's latency.</summary>
+    public const int BatchPostingsMax = 128;
+
+    /// <summary>Calls waiting in one member's queue at most; beyond it a call answers UNAVAILABLE, nothing recorded.</summary>
+    public const int QueuedCallsMax = 4_096;
+
+    private readonly Queue<Work> _queue = new();
+    private readonly List<Posting> _batch = [];
+    private Task? _drain;
+
+    /// <summary>The deadline of the exclusive call running now: its commit waits no longer than its caller.</summary>
+    private long? _exclusiveDeadline;
+
+    /// <summary>A queued call. Completed by the loop only; never throws out of it.</summary>
+    private abstract class Work(long? deadline)
     {
-        LoyaltyMetrics.Posting(kind, !result.IsOk ? "rejected" : result.Value!.Duplicate ? "duplicate" : "accepted");
-        var returns = account.BudgetReturns.ToArray();
-        LedgerEntry[] committed;
-        try
-        {
-            committed = await CommitAsync(account);
-        }
-        catch (LateDuplicateException duplicate)
-        {
-            // A retry older than the in-memory dedupe window: the ledger has the original, answer with it.
-            budgets.Release(grants);
-            return Mapping.ToResult(PostingOutcome.From(duplicate.Original, duplicate: true));
-        }
-        catch (LoyaltyUnavailableException unavailable) when (unavailable.OutcomeUnknown)
-        {
-            // The entry may still commit: its campaign budget stays spent. At worst a little budget is never paid out;
-            // returning it could pay it twice.
-            throw;
-        }
-        catch
-        {
-            budgets.Release(grants);
-            throw;
-        }
-        if (!result.IsOk || result.Value!.Duplicate) budgets.Release(grants);
-        budgets.Return(returns);
-        if (Array.Exists(committed, e => e.Kind == EntryKind.ReferralBonus && e.Detail == MemberId)) await NotifyReferrerAsync(account);
-        ThrowIfRejected(result.Rejection);
-        return Mapping.ToResult(result.Value!);
+        /// <summary>The caller's deadline (UTC ticks): queued work runs outside the call, so it is carried here.</summary>
+        public long? Deadline { get; } = deadline;
     }
 
-    /// <summary>Commits what the last decision recorded. The reply waits for this: an ack means durable.</summary>
-    private async Task<LedgerEntry[]> CommitAsync(MemberAccount account)
+    /// <summary>A call done alone between batches, exactly as a non-reentrant grain would do it.</summary>
+    private sealed class Exclusive(Func<Task> run, long? deadline) : Work(deadline)
     {
-        if (account.Uncommitted.Count == 0) return [];
-        var entries = account.Uncommitted.ToArray();
-        account.ClearUncommitted();
-        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        public Func<Task> Run { get; } = run;
+    }
+
+    /// <summary>One processor or partner posting: decided in a batch, answered after the batch's append.</summary>
+    private sealed class Posting(PostingItem item, RedeemCommand? redeem, CardFact card, long? deadline) : Work(deadline)
+    {
+        public PostingItem Item { get; } = item;
+        public RedeemCommand? Redeem { get; } = redeem;
+        public CardFact Card { get; } = card;
+        public TaskCompletionSource<PostingResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string Kind => Item.Authorize is not null ? "authorize" : Item.Capture is not null ? "capture" : Item.Reverse is not null ? "reverse"
+            : Item.Refund is not null ? "refund" : "redeem";
+
+        public string TransactionId => Redeem?.TransactionId ?? Item.TransactionId;
+
+        // Set while its batch is decided and committed.
+        public CampaignGrant[] Grants = [];
+        public Result<PostingOutcome>? Decision;
+        public Exception? Error;
+        /// <summary>Its entries in the batch's append: [FirstEntry, EndEntry).</summary>
+        public int FirstEntry, EndEntry;
+        /// <summary>Answered without the batch's append (a late duplicate, a conflicting id): not decided again.</summary>
+        public bool Settled;
+
+        public void Reset()
+        {
+            Grants = [];
+            Decision = null;
+            Error = null;
+            FirstEntry = EndEntry = 0;
+        }
+    }
+
+    /// <summary>What the member is told about the card of an authorization, by whom.</summary>
+    private enum CardFact
+    {
+        /// <summary>Not about a card, or a caller that vouches for it (the engine's own tests and tools).</summary>
+        Trusted,
+        /// <summary>From a gateway that knows the card's member only: decided with what the card grain told this activation.</summary>
+        Known,
+        /// <summary>From the card grain: its card, not blocked.</summary>
+        FromCardActive,
+        /// <summary>From the card grain: its card, blocked.</summary>
+        FromCardBlocked,
+    }
+
+    /// <summary>Queues a call done alone (reads, choices, enrolment, the sweep): same semantics as a non-reentrant call.</summary>
+    private Task<T> RunExclusive<T>(Func<Task<T>> operation)
+    {
+        var completion = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Enqueue(new Exclusive(async () =>
+        {
+            try
+            {
+                completion.SetResult(await operation());
+            }
+            catch (Exception ex)
+            {
+                completion.SetException(ex);
+            }
+        }, CallDeadline.Current()));
+        return completion.Task;
+    }
+
+    private Task RunExclusive(Func<Task> operation) => RunExclusive(async () =>
+    {
+        await operation();
+        return true;
+    });
+
+    private Task<PostingResult> Submit(PostingItem item, CardFact card = CardFact.Trusted, RedeemCommand? redeem = null)
+    {
+        var posting = new Posting(item, redeem, card, CallDeadline.Current());
+        Enqueue(posting);
+        return posting.Completion.Task;
+    }
+
+    private void Enqueue(Work work)
+    {
+        if (_queue.Count >= QueuedCallsMax)
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false,
+                $"member '{MemberId}' has {QueuedCallsMax} calls waiting; nothing was recorded, retry with the same transaction_id");
+        }
+        _queue.Enqueue(work);
+        _drain ??= DrainAsync();
+    }
+
+    /// <summary>
+    /// The member's one loop, on the activation's scheduler: while calls are queued, runs an exclusive one alone, or
+    /// decides the postings at the head of the queue (up to <see cref="BatchPostingsMax"/>) and commits them together.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        // The loop serves every queued call, not the one whose turn started it: no caller's context (deadline) leaks in.
+        RequestContext.Clear();
+        await Task.Yield(); // let the call that started the loop return first; postings queued meanwhile join the batch
+        try
+        {
+            while (_queue.TryPeek(out var next))
+            {
+                if (next is Exclusive exclusive)
+                {
+                    _queue.Dequeue();
+                    _exclusiveDeadline = exclusive.Deadline;
+                    await exclusive.Run();
+                    _exclusiveDeadline = null;
+                    continue;
+                }
+                while (_batch.Count < BatchPostingsMax && _queue.TryPeek(out var head) && head is Posting posting)
+                {
+                    _queue.Dequeue();
+                    _batch.Add(posting);
+                }
+                try
+                {
+                    await CommitBatchAsync(_batch);
+                }
+                catch (Exception ex)
+                {
+                    // Not expected (every path answers its postings); never leave a caller waiting.
+                    logger.LogError(ex, "Member {MemberId}: a batch of postings failed unexpectedly", MemberId);
+                    _account = null;
+                    foreach (var posting in _batch) posting.Completion.TrySetException(ex);
+                }
+                _batch.Clear();
+                if (_account is { } account && account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await TrySnapshotAsync(SnapshotEveryEntries);
+            }
+        }
+        finally
+        {
+            _drain = null;
+        }
+    }
+
+    /// <summary>
+    /// Decides the batch's postings in order against one in-memory state and commits all their entries in one append,
+    /// then answers each. A duplicate inside the batch is answered from the first one's outcome (same commit). On a
+    /// conflict the member is rebuilt and the rest decided again; an unreachable ledger fails them all as unary calls fail.
+    /// </summary>
+    private async Task CommitBatchAsync(List<Posting> batch)
+    {
+        for (var staleAttempt = 1; ;)
+        {
+            MemberAccount account;
+            try
+            {
+                account = await AccountAsync();
+            }
+            catch (Exception ex)
+            {
+                FailUnsettled(batch, ex);
+                return;
+            }
+            var (decided, entryCount, dirty) = await DecideBatchAsync(batch, account);
+            // A half-decided posting's budget returns are not trusted: at worst a little budget is never paid out.
+            var returns = dirty ? [] : account.BudgetReturns.ToArray();
+            var entries = account.Uncommitted.Take(entryCount).ToArray();
+            account.ClearUncommitted();
+            try
+            {
+                await AppendAsync(account, entries, LatestDeadline(batch, decided));
+                if (dirty) _account = null;
+            }
+            catch (LedgerConflictException conflict) when (conflict.Kind == LedgerConflictKind.MessageId)
+            {
+                // One message's id is in the ledger already: answer that one from the ledger, decide the others again.
+                ReleaseAll(batch, decided);
+                if (!await SettleTakenIdAsync(batch, decided, entries, conflict.MessageId)) return;
+                continue;
+            }
+            catch (LedgerConflictException)
+            {
+                ReleaseAll(batch, decided);
+                logger.LogInformation("Member {MemberId}: another append overtook this activation's view (sequence conflict); reloading", MemberId);
+                if (staleAttempt++ < StaleRetriesMax) continue;
+                FailUnsettled(batch, new LoyaltyRejectedException(RejectionCode.Aborted, $"member '{MemberId}' changed concurrently; retry the message"));
+                return;
+            }
+            catch (LedgerUnavailableException unavailable)
+            {
+                // The entries may still commit when the outcome is unknown: their campaign budget stays spent (at worst a
+                // little budget is never paid out; returning it could pay it twice).
+                if (unavailable.NotCommitted) ReleaseAll(batch, decided);
+                FailUnsettled(batch, new LoyaltyUnavailableException(!unavailable.NotCommitted, unavailable.NotCommitted
+                    ? "the database is unreachable; nothing was recorded, retry with the same transaction_id"
+                    : "the database did not confirm in time; the outcome is unknown, retry with the same transaction_id"));
+                return;
+            }
+            catch (Exception ex)
+            {
+                ReleaseAll(batch, decided);
+                FailUnsettled(batch, ex);
+                return;
+            }
+            budgets.Return(returns);
+            for (var i = 0; i < decided; i++) Answer(batch[i]);
+            if (Array.Exists(entries, e => e.Kind == EntryKind.ReferralBonus && e.Detail == MemberId)) await NotifyReferrerAsync(account);
+            return;
+        }
+    }
+
+    /// <summary>
+    /// Decides the batch's unsettled postings in order: how many were decided and how many of the account's uncommitted
+    /// entries are theirs. A posting whose decision threw after the domain recorded part of it (never expected) ends the
+    /// batch there: it fails, the postings after it go back to the head of the queue, and the member is rebuilt after
+    /// the append of what came before it.
+    /// </summary>
+    private async Task<(int Decided, int Entries, bool Dirty)> DecideBatchAsync(List<Posting> batch, MemberAccount account)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var posting = batch[i];
+            if (posting.Settled) continue;
+            posting.Reset();
+            posting.FirstEntry = account.Uncommitted.Count;
+            try
+            {
+                // Postings that waited past their caller's deadline (a database stall queues them up) are not decided:
+                // nobody reads the reply, the processor retries, and after a stall the backlog clears at once.
+                if (CallDeadline.HasPassed(posting.Deadline))
+                {
+                    throw new LoyaltyUnavailableException(outcomeUnknown: false, "the caller's deadline passed before the member could decide; nothing was recorded");
+                }
+                posting.Decision = await DecideAsync(posting, account);
+            }
+            catch (Exception ex)
+            {
+                posting.Error = ex;
+                if (account.Uncommitted.Count != posting.FirstEntry)
+                {
+                    logger.LogError(ex, "Member {MemberId}: deciding {TransactionId} failed midway; rebuilding", MemberId, posting.TransactionId);
+                    budgets.Release(posting.Grants);
+                    posting.Settled = true;
+                    posting.Completion.TrySetException(ex);
+                    Requeue(batch, i + 1);
+                    batch.RemoveRange(i, batch.Count - i);
+                    return (i, posting.FirstEntry, true);
+                }
+            }
+            posting.EndEntry = account.Uncommitted.Count;
+        }
+        return (batch.Count, account.Uncommitted.Count, false);
+    }
+
+    private void Requeue(List<Posting> batch, int from)
+    {
+        if (from >= batch.Count) return;
+        var rest = new List<Work>(batch.Count - from + _queue.Count);
+        rest.AddRange(batch.Skip(from));
+        rest.AddRange(_queue);
+        _queue.Clear();
+        foreach (var work in rest) _queue.Enqueue(work);
+    }
+
+    /// <summary>After a committed append: the reply each posting would have had as a unary call, with its metric.</summary>
+    private void Answer(Posting posting)
+    {
+        if (posting.Settled) return;
+        if (posting.Error is { } error)
+        {
+            budgets.Release(posting.Grants);
+            posting.Completion.TrySetException(error);
+            return;
+        }
+        var result = posting.Decision!.Value;
+        LoyaltyMetrics.Posting(posting.Kind, !result.IsOk ? "rejected" : result.Value!.Duplicate ? "duplicate" : "accepted");
+        if (!result.IsOk || result.Value!.Duplicate) budgets.Release(posting.Grants);
+        if (result.Rejection is { } rejection)
+        {
+            posting.Completion.TrySetException(new LoyaltyRejectedException((RejectionCode)(int)rejection.Kind, rejection.Message));
+            return;
+        }
+        posting.Completion.TrySetResult(Mapping.ToResult(result.Value!));
+    }
+
+    /// <summary>
+    /// The ledger already holds a message id one of the batch's postings used: a retry from beyond the in-memory dedupe
+    /// window (answered DUPLICATE with the original) or another message's id (ALREADY_EXISTS). False when that cannot
+    /// be told (database unreachable): then every posting of the batch failed, nothing recorded.
+    /// </summary>
+    private async Task<bool> SettleTakenIdAsync(List<Posting> batch, int decided, LedgerEntry[] entries, string messageId)
+    {
+        var index = Array.FindIndex(entries, e => e.MessageId == messageId);
+        var owner = index < 0 ? null : batch.Take(decided).FirstOrDefault(p => !p.Settled && p.FirstEntry <= index && index < p.EndEntry);
+        LedgerEntry? original;
+        try
+        {
+            original = await ledger.FindAsync(messageId);
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            FailUnsettled(batch, new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id"));
+            return false;
+        }
+        var rejection = new LoyaltyRejectedException(RejectionCode.AlreadyExists, $"transaction_id: '{messageId}' was already used for a different message");
+        if (owner is null)
+        {
+            // Not a posting's own id (never expected): nothing of the batch committed; refuse them all rather than guess.
+            FailUnsettled(batch, rejection);
+            return false;
+        }
+        owner.Settled = true;
+        var attempted = entries[index];
+        if (attempted is { Fingerprint: not 0 } && original is not null && original.MemberId == MemberId && original.Fingerprint == attempted.Fingerprint)
+        {
+            LoyaltyMetrics.Posting(owner.Kind, "duplicate");
+            owner.Completion.TrySetResult(Mapping.ToResult(PostingOutcome.From(original, duplicate: true)));
+        }
+        else
+        {
+            LoyaltyMetrics.Posting(owner.Kind, "rejected");
+            owner.Completion.TrySetException(rejection);
+        }
+        return true;
+    }
+
+    private void ReleaseAll(List<Posting> batch, int decided)
+    {
+        for (var i = 0; i < decided; i++)
+        {
+            budgets.Release(batch[i].Grants);
+            batch[i].Grants = [];
+        }
+    }
+
+    private static void FailUnsettled(List<Posting> batch, Exception error)
+    {
+        foreach (var posting in batch)
+        {
+            if (!posting.Settled) posting.Completion.TrySetException(posting.Error ?? error);
+        }
+    }
+
+    /// <summary>The append may wait as long as the last caller of the batch waits (none: the ledger's own bound).</summary>
+    private static long? LatestDeadline(List<Posting> batch, int decided)
+    {
+        long latest = 0;
+        for (var i = 0; i < decided; i++)
+        {
+            if (batch[i].Deadline is not { } ticks) return null;
+            latest = Math.Max(latest, ticks);
+        }
+        return latest == 0 ? null : latest;
+    }
+
+    /// <summary>
+    /// The single path to the ledger: appends entries the account decided and applied, in order, and returns after the
+    /// commit. On any failure the in-memory state (which already applied them) is dropped and rebuilt from the truth.
+    /// </summary>
+    private async Task AppendAsync(MemberAccount account, LedgerEntry[] entries, long? deadline)
+    {
+        if (entries.Length == 0) return;
+        var started = Stopwatch.GetTimestamp();
         try
         {
             // The caller's gRPC deadline, when it has one, bounds the wait too: past it nobody reads the reply.
-            using var deadline = CallDeadline.CancellationSource();
-            await ledger.AppendAsync(entries, deadline?.Token ?? CancellationToken.None);
-            LoyaltyMetrics.LedgerCommitMs.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            LoyaltyMetrics.LedgerEntries.Add(entries.Length);
+            using var cancel = CallDeadline.CancellationSource(deadline);
+            await ledger.AppendAsync(entries, cancel?.Token ?? CancellationToken.None);
+        }
+        catch
+        {
+            _account = null;
+            throw;
+        }
+        LoyaltyMetrics.LedgerCommitMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        LoyaltyMetrics.LedgerEntries.Add(entries.Length);
+        NotifyWatchers(account);
+        SweepWhileBehind();
+    }
+
+    /// <summary>Commits what an exclusive call's decision recorded. The reply waits for this: an ack means durable.</summary>
+    private async Task<LedgerEntry[]> CommitAsync(MemberAccount account)
+    {
+        var deadline = _exclusiveDeadline;
+        if (account.Uncommitted.Count == 0) return [];
+        var entries = account.Uncommitted.ToArray();
+        account.ClearUncommitted();
+        try
+        {
+            await AppendAsync(account, entries, deadline);
         }
         catch (LedgerUnavailableException unavailable)
         {
-            // The in-memory state applied entries that may not be in the ledger: rebuild from the truth first.
-            _account = null;
             throw new LoyaltyUnavailableException(!unavailable.NotCommitted, unavailable.NotCommitted
                 ? "the database is unreachable; nothing was recorded, retry with the same transaction_id"
                 : "the database did not confirm in time; the outcome is unknown, retry with the same transaction_id");
         }
-        catch (LedgerConflictException conflict)
+        catch (LedgerConflictException conflict) when (conflict.Kind == LedgerConflictKind.MessageId)
         {
-            // The in-memory state applied entries the ledger refused: rebuild from the truth before the next message.
-            _account = null;
-            if (conflict.Kind == LedgerConflictKind.MessageId)
-            {
-                var attempted = Array.Find(entries, e => e.MessageId == conflict.MessageId);
-                var original = await ledger.FindAsync(conflict.MessageId);
-                if (attempted is { Fingerprint: not 0 } && original is not null && original.MemberId == MemberId && original.Fingerprint == attempted.Fingerprint)
-                {
-                    throw new LateDuplicateException(original);
-                }
-                throw new LoyaltyRejectedException(RejectionCode.AlreadyExists,
-                    $"transaction_id: '{conflict.MessageId}' was already used for a different message");
-            }
+            throw new LoyaltyRejectedException(RejectionCode.AlreadyExists, $"transaction_id: '{conflict.MessageId}' was already used for a different message");
+        }
+        catch (LedgerConflictException)
+        {
             logger.LogInformation("Member {MemberId}: another append overtook this activation's view (sequence conflict); reloading", MemberId);
-            throw new StaleMemberException();
+            throw new LoyaltyRejectedException(RejectionCode.Aborted, $"member '{MemberId}' changed concurrently; retry");
         }
-        catch
-        {
-            _account = null;
-            throw;
-        }
-        NotifyWatchers(account);
         if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await TrySnapshotAsync(SnapshotEveryEntries);
-        SweepWhileBehind();
         return entries;
-    }
-
-    /// <summary>
-    /// Runs a posting; when another append overtook this activation's view (nothing of the message committed) the
-    /// member is rebuilt from the ledger and the message decided again, so the processor sees its real outcome.
-    /// </summary>
-    private async Task<PostingResult> RetryIfStaleAsync<TMessage>(TMessage message, Func<MemberGrain, TMessage, Task<PostingResult>> decide)
-    {
-        // Messages that waited here past their caller's deadline (a database stall queues them up) are not decided:
-        // nobody reads the reply, the processor retries, and after a stall the backlog clears at once.
-        if (CallDeadline.HasPassed())
-        {
-            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the caller's deadline passed before the member could decide; nothing was recorded");
-        }
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await decide(this, message);
-            }
-            catch (StaleMemberException) when (attempt < StaleRetriesMax)
-            {
-            }
-            catch (StaleMemberException)
-            {
-                throw new LoyaltyRejectedException(RejectionCode.Aborted, $"member '{MemberId}' changed concurrently; retry the message");
-            }
-        }
     }
 
     /// <summary>
@@ -162,12 +480,4 @@ public sealed partial class MemberGrain
             throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; retry later");
         }
     }
-
-    private sealed class LateDuplicateException(LedgerEntry original) : Exception("late duplicate")
-    {
-        public LedgerEntry Original { get; } = original;
-    }
-
-    /// <summary>This activation's view is behind the ledger: reload and decide again.</summary>
-    private sealed class StaleMemberException() : Exception("stale member view");
 }

@@ -7,7 +7,7 @@ namespace LoyaltyGrains.Grains;
 /// <summary>Enrolment, monthly categories, offer activation and referrals.</summary>
 public sealed partial class MemberGrain
 {
-    public async Task<MemberInfo> Enroll(bool premium, string referredBy, string tier)
+    public Task<MemberInfo> Enroll(bool premium, string referredBy, string tier) => RunExclusive(async () =>
     {
         var account = await AccountAsync();
         var now = clock.GetUtcNow();
@@ -15,22 +15,22 @@ public sealed partial class MemberGrain
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
         return Info(account.State);
-    }
+    });
 
-    public async Task<MemberInfo> GetMember() => Info((await EnrolledAsync()).State);
+    public Task<MemberInfo> GetMember() => RunExclusive(async () => Info((await EnrolledAsync()).State));
 
-    public async Task<bool> IsEnrolled() => (await AccountAsync()).State.Enrolled;
+    public Task<bool> IsEnrolled() => RunExclusive(async () => (await AccountAsync()).State.Enrolled);
 
-    public async Task CreditReferral(string referredMemberId)
+    public Task CreditReferral(string referredMemberId) => RunExclusive(async () =>
     {
         var account = await AccountAsync();
         var now = clock.GetUtcNow();
         var result = account.CreditReferral(referredMemberId, rules.Programs.At(now), now);
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
-    }
+    });
 
-    public async Task<BalanceView> ChooseCategories(string month, string[] categories)
+    public Task<BalanceView> ChooseCategories(string month, string[] categories) => RunExclusive(async () =>
     {
         if (!MonthKey.TryParse(month, out var monthKey))
         {
@@ -41,9 +41,9 @@ public sealed partial class MemberGrain
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
         return BalanceOf(account, monthKey);
-    }
+    });
 
-    public async Task<OfferListing> ActivateOffer(string campaignId)
+    public Task<OfferListing> ActivateOffer(string campaignId) => RunExclusive(async () =>
     {
         var account = await EnrolledAsync();
         var campaign = rules.FindCampaign(campaignId)
@@ -52,7 +52,7 @@ public sealed partial class MemberGrain
         await CommitAsync(account);
         ThrowIfRejected(result.Rejection);
         return await OffersAsync(account);
-    }
+    });
 
     /// <summary>The referrer's bonus: at least once (after commit, and again on every activation), idempotent at the referrer.</summary>
     private async Task NotifyReferrerAsync(MemberAccount account)

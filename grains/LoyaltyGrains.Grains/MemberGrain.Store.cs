@@ -71,7 +71,7 @@ public sealed partial class MemberGrain
             // The first tick is spread over a second interval: members touched together (a batch, a seeding, a restart)
             // must not all serialize and write their snapshots in the same second.
             var firstTick = SweepInterval + TimeSpan.FromMilliseconds(Random.Shared.Next((int)SweepInterval.TotalMilliseconds));
-            _sweep = this.RegisterGrainTimer(_ => SweepAsync(), new GrainTimerCreationOptions(firstTick, SweepInterval));
+            _sweep = this.RegisterGrainTimer(_ => RunExclusive(SweepAsync), new GrainTimerCreationOptions(firstTick, SweepInterval));
         }
     }
 

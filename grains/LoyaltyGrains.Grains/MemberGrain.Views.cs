@@ -8,16 +8,16 @@ public sealed partial class MemberGrain
 {
     public const int StatementPageSizeMax = 200;
 
-    public async Task<BalanceView> GetBalance()
+    public Task<BalanceView> GetBalance() => RunExclusive(async () =>
     {
         var account = await EnrolledAsync();
         // Lots past expiry are written off before they are shown (rule "expiry", on next touch).
         account.ExpireLots(clock.GetUtcNow());
         await CommitAsync(account);
         return BalanceOf(account);
-    }
+    });
 
-    public async Task<StatementPage> GetStatement(int pageSize, long beforeSequence)
+    public Task<StatementPage> GetStatement(int pageSize, long beforeSequence) => RunExclusive(async () =>
     {
         var account = await EnrolledAsync();
         var size = Math.Clamp(pageSize, 1, StatementPageSizeMax);
@@ -26,13 +26,13 @@ public sealed partial class MemberGrain
         var page = entries.Take(size).Select(Mapping.ToStatementLine).ToArray();
         var next = entries.Count > size ? page[^1].Sequence : 0;
         return new StatementPage(page, next);
-    }
+    });
 
     /// <summary>
     /// What an authorization of this purchase would earn now, with its breakdown: the same decision Authorize makes
     /// (same housekeeping first, same plan, what a reservation would grant), reserving nothing.
     /// </summary>
-    public async Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor)
+    public Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor) => RunExclusive(async () =>
     {
         var account = await EnrolledAsync();
         var now = clock.GetUtcNow();
@@ -46,9 +46,9 @@ public sealed partial class MemberGrain
         var accrual = account.Quote(rules.Programs, rules.Catalogue, amountMinor, mcc, merchantId, now, grants);
         var applied = grants.Where(g => g.GrantedMinor > 0).Select(g => g.Campaign.CampaignId).ToArray();
         return new Eligibility(MemberId, applied, accrual.TotalMinor, Mapping.ToItems(accrual.Lines));
-    }
+    });
 
-    public async Task<OfferListing> ListOffers() => await OffersAsync(await EnrolledAsync());
+    public Task<OfferListing> ListOffers() => RunExclusive(async () => await OffersAsync(await EnrolledAsync()));
 
     private BalanceView BalanceOf(MemberAccount account, MonthKey? month = null)
     {

@@ -12,7 +12,7 @@ public sealed partial class MemberGrain
 
     private Dictionary<IBalanceObserver, DateTimeOffset>? _watchers;
 
-    public async Task<BalanceView> Watch(IBalanceObserver observer)
+    public Task<BalanceView> Watch(IBalanceObserver observer) => RunExclusive(async () =>
     {
         var account = await EnrolledAsync();
         _watchers ??= [];
@@ -22,7 +22,7 @@ public sealed partial class MemberGrain
         }
         _watchers[observer] = clock.GetUtcNow().AddSeconds(IMemberGrain.WatchLeaseSeconds);
         return BalanceOf(account);
-    }
+    });
 
     public Task Unwatch(IBalanceObserver observer)
     {

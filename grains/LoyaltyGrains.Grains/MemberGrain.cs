@@ -1,6 +1,7 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
+using Orleans.Concurrency;
 using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Grains;
@@ -15,11 +16,14 @@ public sealed class MemberSnapshot
 
 /// <summary>
 /// Thin host of a <see cref="MemberAccount"/>: decides a command in memory, commits its ledger entries, then replies.
-/// Not reentrant: one message at a time, so a decision always sees the committed state. If a commit fails, the
-/// in-memory state (which already applied the entries) is dropped and rebuilt from snapshot + ledger.
-/// By job: postings, membership, cards, views, watchers, the journal (every append and reply) and the store
-/// (activation, snapshot, sweep), each in its own MemberGrain.*.cs.
+/// Serial through one in-grain queue (the journal): calls are done one after another in arrival order, and postings
+/// that queued behind a commit are decided together and committed in one append. Reentrant only so that they can
+/// queue; no call sees another's uncommitted state. If a commit fails, the in-memory state (which already applied the
+/// entries) is dropped and rebuilt from snapshot + ledger.
+/// By job: postings, membership, cards, views, watchers, the journal (the queue, every append and reply) and the
+/// store (activation, snapshot, sweep), each in its own MemberGrain.*.cs.
 /// </summary>
+[Reentrant]
 public sealed partial class MemberGrain(
     [PersistentState("member", StorageNames.Loyalty)] IPersistentState<MemberSnapshot> snapshot,
     ILedger ledger,
@@ -45,6 +49,8 @@ public sealed partial class MemberGrain(
     {
         try
         {
+            // Deactivation waits for its calls, but the loop may still be writing a snapshot after their replies.
+            if (_drain is { } drain) await drain.WaitAsync(cancellationToken);
             await SnapshotIfBehindAsync(1);
         }
         catch (Exception ex)
