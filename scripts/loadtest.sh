@@ -4,7 +4,11 @@
 # loadtests/out/, and stops everything.
 #   scripts/loadtest.sh                                    # peak-day, 500/s for 30 s, 2 000 members
 #   scripts/loadtest.sh --scenario bulk --rate 2000 --duration 60s
+#   scripts/loadtest.sh cpu                                # CPU µs per request against the bare-gRPC echo floor:
+#                                                          # echo, Authorize, GetBalance at 1 000/s, then their ceilings
 # Any option of the load tool may be given (see: dotnet run --project loadtests/LoyaltyGrains.LoadTests -- --help).
+# Every run measures CPU per request of the silo, this PostgreSQL (postmaster and backends), the tool and the echo
+# server process. LOYALTY_LOAD_GRPC_PORT sets the silo's gRPC port (it also takes the next three) [PostgreSQL's + 100].
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +19,16 @@ source "$root/scripts/lib/throwaway-postgres.sh"
 # The engine, the tests and the load tool share a signing key made for this run (never written to the repository).
 export LOYALTY_AUTH_SIGNING_KEY="${LOYALTY_AUTH_SIGNING_KEY:-$(head -c 32 /dev/urandom | base64)}"
 
-grpc_port=$((port + 100))
+grpc_port="${LOYALTY_LOAD_GRPC_PORT:-$((port + 100))}"
 start_silo loyalty_load "$grpc_port"
-args=("$@")
-[[ " ${args[*]} " == *" --scenario "* ]] || args+=(--scenario peak-day)
-dotnet loadtests/LoyaltyGrains.LoadTests/bin/Release/net10.0/LoyaltyGrains.LoadTests.dll --target "http://127.0.0.1:$grpc_port" --baseline "${args[@]}"
+if [[ "${1:-}" == "cpu" ]]; then
+  shift
+  # Later options override these: e.g. scripts/loadtest.sh cpu --duration 60s
+  args=(--scenario cpu --rate 1000 --duration 20s --warmup 5s --find-max --p99-ms 50 --step 5s "$@")
+else
+  args=("$@")
+  [[ " ${args[*]} " == *" --scenario "* ]] || args+=(--scenario peak-day)
+  args=(--baseline "${args[@]}")
+fi
+dotnet loadtests/LoyaltyGrains.LoadTests/bin/Release/net10.0/LoyaltyGrains.LoadTests.dll --target "http://127.0.0.1:$grpc_port" \
+  --engine-pids "$silo_pid" --postgres-port "$port" "${args[@]}"

@@ -6,11 +6,16 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.LoadTests;
 
-/// <summary>The bare gRPC baseline, hosted by the tool itself on a free loopback port (h2c, same Kestrel settings as the engine).</summary>
+/// <summary>
+/// The bare gRPC baseline (h2c, same Kestrel settings as the engine). The tool runs it in a process of its own
+/// (<c>--serve-echo PORT</c>, see <see cref="EchoProcess"/>), so its server CPU per call is measured apart from the
+/// client's, exactly as the engine's is.
+/// </summary>
 public sealed class EchoServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
@@ -23,13 +28,13 @@ public sealed class EchoServer : IAsyncDisposable
 
     public string Address { get; }
 
-    public static async Task<EchoServer> StartAsync()
+    public static async Task<EchoServer> StartAsync(int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>
         {
-            k.Listen(System.Net.IPAddress.Loopback, 0, l => l.Protocols = HttpProtocols.Http2);
+            k.Listen(System.Net.IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2);
             k.Limits.Http2.MaxStreamsPerConnection = 1024;
             k.AddServerHeader = false;
         });
@@ -39,6 +44,20 @@ public sealed class EchoServer : IAsyncDisposable
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new EchoServer(app, address);
+    }
+
+    /// <summary>Serves until SIGTERM/Ctrl+C or until standard input closes (the tool that started it is gone).</summary>
+    public async Task ServeUntilStoppedAsync()
+    {
+        var lifetime = _app.Services.GetRequiredService<IHostApplicationLifetime>();
+        _ = Task.Run(() =>
+        {
+            while (Console.In.Read() >= 0)
+            {
+            }
+            lifetime.StopApplication();
+        });
+        await _app.WaitForShutdownAsync();
     }
 
     public async ValueTask DisposeAsync()

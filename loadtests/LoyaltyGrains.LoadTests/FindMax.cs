@@ -9,7 +9,7 @@ public sealed record StepResult(double RatePerSecond, RunRecord Record, bool Hel
 /// p99 ≤ --p99-ms, errors + drops + unanswered ≤ --max-error-pct of offered (UNIMPLEMENTED excluded: a missing
 /// feature is not overload), and completions keep up with arrivals (≥ 95%).
 /// </summary>
-public sealed class FindMax(LoadOptions options)
+public sealed class FindMax(LoadOptions options, CpuMeter? cpu = null)
 {
     public static readonly TimeSpan StepWarmup = TimeSpan.FromSeconds(1);
 
@@ -26,7 +26,7 @@ public sealed class FindMax(LoadOptions options)
             var warmup = step == 1 ? (options.Warmup > StepWarmup ? options.Warmup : StepWarmup) : StepWarmup;
             var stepOptions = options with { RatePerSecond = rate, RampToPerSecond = null, Duration = options.StepDuration, Warmup = warmup };
             var stepName = $"{name} step {step} @ {rate:N0}/s";
-            var record = await withProgress(stepName, progress => new OpenLoop(stepOptions).RunAsync(stepName, scenario, progress, cancellation));
+            var record = await withProgress(stepName, progress => new OpenLoop(stepOptions, cpu).RunAsync(stepName, scenario, progress, cancellation));
             var (ok, why) = Judge(record);
             steps.Add(new StepResult(rate, record, ok, why));
             log($"{stepName}: {(ok ? "held" : "failed")} — {why}");

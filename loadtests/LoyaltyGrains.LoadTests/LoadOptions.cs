@@ -4,7 +4,7 @@ namespace LoyaltyGrains.LoadTests;
 
 public sealed record LoadOptions
 {
-    public static readonly string[] Scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo", "authorize", "balance"];
+    public static readonly string[] Scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo", "authorize", "balance", "cpu"];
 
     public string Target { get; init; } = "http://127.0.0.1:5000";
     public string Scenario { get; init; } = "peak-day";
@@ -31,6 +31,11 @@ public sealed record LoadOptions
     /// <summary>The engine's base64 HMAC key, to mint the tool's own admin+processor token.</summary>
     public string? SigningKey { get; init; }
 
+    /// <summary>The engine's processes (silo, or gateways and silos), measured for CPU; empty: the process listening on each --target port.</summary>
+    public IReadOnlyList<int> EnginePids { get; init; } = [];
+    /// <summary>PostgreSQL's port: its postmaster and backends are measured; null: every process named "postgres" on the machine.</summary>
+    public int? PostgresPort { get; init; }
+
     public bool FindMax { get; init; }
     public TimeSpan StepDuration { get; init; } = TimeSpan.FromSeconds(5);
     public double P99ThresholdMs { get; init; } = 10;
@@ -50,9 +55,12 @@ public sealed record LoadOptions
 
         What to run
           --scenario NAME        peak-day | hot-card | campaign-rush | retry-storm | bulk | echo |
-                         authorize | balance                                          [peak-day]
-                                   echo: a bare gRPC service the tool starts itself on a free loopback port
-                                   (the machine's ceiling; needs no engine)
+                                 authorize | balance | cpu                                        [peak-day]
+                                   echo: a bare gRPC service the tool starts as a separate process of its own
+                                   on a free loopback port (the machine's floor; needs no engine)
+                                   cpu: echo, authorize and balance at --rate, then (with --find-max) the
+                                   ceiling of each; one table of CPU µs per request per process and the
+                                   ratios engine / echo server
           --target URL[,URL…]    the engine's h2c gRPC address(es); several (gateways of one cluster) share the
                                  connections round-robin                                    [http://127.0.0.1:5000]
           --baseline             run echo first for the same rate and time; the report gives the ratio
@@ -70,6 +78,14 @@ public sealed record LoadOptions
           --timeout T            per-request deadline; bounds the run                                       [10s]
           --connections N        HTTP/2 connections (one GrpcChannel each)                                    [4]
           --streams N            Processing.Post streams in the bulk scenario                [2 per connection]
+
+        CPU per request (every run; Linux /proc/PID/stat utime+stime over the measured window only)
+          --engine-pids P[,P…]   the engine's processes (e.g. gateways and silos)
+                                            [the process listening on each --target port, found via /proc/net/tcp]
+          --postgres-port N      PostgreSQL's port: its postmaster and all its backends are measured
+                                            [every process named postgres on the machine]
+          --serve-echo PORT      run only the echo server on 127.0.0.1:PORT (0: a free port) until stdin closes;
+                                 the tool starts itself so for every echo baseline
 
         Finding the maximum
           --find-max             ramp in steps (doubling, then bisecting) to the highest rate that holds
@@ -134,6 +150,8 @@ public sealed record LoadOptions
                 "--p99-ms" => options with { P99ThresholdMs = Number(name, Next()) },
                 "--max-error-pct" => options with { MaxErrorPercent = Number(name, Next()) },
                 "--max-steps" => options with { MaxSteps = Integer(name, Next()) },
+                "--engine-pids" => options with { EnginePids = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(p => Integer(name, p))] },
+                "--postgres-port" => options with { PostgresPort = Integer(name, Next()) },
                 _ => throw new ArgumentException($"unknown option {name}"),
             };
         }

@@ -102,8 +102,10 @@ public sealed class Arrival : IThreadPoolWorkItem
 /// The scheduler runs on its own thread and wakes about every millisecond (not spinning: on 2 cores a spinning
 /// load generator would take a core from the server it measures); how late it dispatched is recorded as
 /// "dispatch lag" so a saturated load generator is visible in the report rather than hidden in the figures.
+/// With a <see cref="CpuMeter"/>, the scheduler samples the processes' CPU when the warm-up ends and when the last
+/// arrival is due: the measured window, and only it.
 /// </summary>
-public sealed class OpenLoop(LoadOptions options)
+public sealed class OpenLoop(LoadOptions options, CpuMeter? cpu = null)
 {
     public static long Micros(long stopwatchTicks) => Math.Max(1, stopwatchTicks * 1_000_000 / Stopwatch.Frequency);
 
@@ -115,6 +117,7 @@ public sealed class OpenLoop(LoadOptions options)
         public required long WindowStartTicks { get; init; }
         public CancellationToken Cancellation { get; init; }
         public long InFlight;
+        public IReadOnlyList<GroupCpu>? Cpu;
 
         public int SecondOfWindow(long ticks) => (int)Math.Max(0, (ticks - WindowStartTicks) / Stopwatch.Frequency);
     }
@@ -132,6 +135,7 @@ public sealed class OpenLoop(LoadOptions options)
         var scheduler = new Thread(() => Dispatch(run, schedule, startTicks, progress, cancellation)) { IsBackground = true, Name = "open-loop scheduler", Priority = ThreadPriority.AboveNormal };
         scheduler.Start();
         await Task.Run(scheduler.Join, CancellationToken.None);
+        record.Cpu = run.Cpu;
 
         // Let what was sent finish: the correctness check needs every reply. Every RPC has a deadline and a flow
         // has at most a few RPCs, so this wait is bounded; what is still out after it is reported, never waited on.
@@ -159,10 +163,12 @@ public sealed class OpenLoop(LoadOptions options)
         var nextProgressTicks = startTicks + Stopwatch.Frequency;
         var total = schedule.TotalSeconds;
         var lastTotal = schedule.ArrivalsBy(total);
+        var cpuStart = (CpuMeter.Sample?)null;
         while (!cancellation.IsCancellationRequested)
         {
             var nowTicks = Stopwatch.GetTimestamp();
             var now = (nowTicks - startTicks) / frequency;
+            if (cpu is not null && cpuStart is null && now >= schedule.WarmupSeconds) cpuStart = cpu.Take();
             var due = now >= total ? lastTotal : schedule.ArrivalsBy(now);
             for (; next < due; next++)
             {
@@ -189,6 +195,7 @@ public sealed class OpenLoop(LoadOptions options)
             if (now >= total) break;
             Thread.Sleep(1);
         }
+        if (cpu is not null && cpuStart is not null) run.Cpu = cpu.Since(cpuStart);
     }
 }
 

@@ -4,6 +4,15 @@ using Grpc.Core;
 using LoyaltyGrains.LoadTests;
 using Spectre.Console;
 
+if (Array.IndexOf(args, "--serve-echo") is var serve and >= 0)
+{
+    // The echo baseline's own process (started by the tool itself, see EchoProcess): its CPU is measured apart.
+    var port = serve + 1 < args.Length && int.TryParse(args[serve + 1], CultureInfo.InvariantCulture, out var p) ? p : 0;
+    await using var server = await EchoServer.StartAsync(port);
+    Console.WriteLine(EchoProcess.AddressPrefix + server.Address);
+    await server.ServeUntilStoppedAsync();
+    return 0;
+}
 if (args.Contains("--help") || args.Contains("-h"))
 {
     Console.WriteLine(LoadOptions.Help);
@@ -49,22 +58,21 @@ RunRecord? baseline = null;
 IReadOnlyList<StepResult>? baselineSteps = null;
 double? baselineMax = null;
 
-async Task<(RunRecord Record, IReadOnlyList<StepResult>? Steps, double? Max)> Drive(string name, IScenario scenario)
+async Task<(RunRecord Record, IReadOnlyList<StepResult>? Steps, double? Max)> Drive(string name, IScenario scenario, CpuMeter? meter, LoadOptions runOptions)
 {
-    if (!options.FindMax) return (await view.RunAsync(name, p => new OpenLoop(options).RunAsync(name, scenario, p, cancellation.Token)), null, null);
-    var (max, steps) = await new FindMax(options).RunAsync(name, scenario, view.RunAsync, Log, cancellation.Token);
+    if (!runOptions.FindMax) return (await view.RunAsync(name, p => new OpenLoop(runOptions, meter).RunAsync(name, scenario, p, cancellation.Token)), null, null);
+    var (max, steps) = await new FindMax(runOptions, meter).RunAsync(name, scenario, view.RunAsync, Log, cancellation.Token);
     // The charts show the highest step that held (its latencies are the ones the maximum stands for).
     var shown = steps.Where(s => s.Held).OrderByDescending(s => s.RatePerSecond).FirstOrDefault() ?? steps[^1];
     return (shown.Record, steps, max);
 }
 
-if (options.Baseline || options.Scenario == "echo")
-{
-    await using var echoServer = await EchoServer.StartAsync();
-    using var echo = new EchoScenario(echoServer.Address, options.Connections, options.RequestTimeout);
-    Log($"echo baseline: bare gRPC unary service on {echoServer.Address} (in this process)");
-    (baseline, baselineSteps, baselineMax) = await Drive("echo", echo);
-}
+// The echo baseline runs in a process of its own, so its server CPU per call is measured the way the engine's is.
+using var echoProcess = options.Baseline || options.Scenario is "echo" or "cpu" ? await EchoProcess.StartAsync(0, cancellation.Token) : null;
+using var echo = echoProcess is null ? null : new EchoScenario(echoProcess.Address, options.Connections, options.RequestTimeout);
+var echoMeter = echoProcess is null || !CpuMeter.Supported ? null : new CpuMeter([CpuGroups.Echo(echoProcess.Pid), CpuGroups.Self("this load tool, the echo client")]);
+if (echoProcess is not null) Log($"echo baseline: bare gRPC unary service on {echoProcess.Address} (process {echoProcess.Pid})");
+if (echo is not null && options.Scenario != "cpu") (baseline, baselineSteps, baselineMax) = await Drive("echo", echo, echoMeter, options);
 
 if (options.Scenario == "echo")
 {
@@ -76,6 +84,14 @@ if (options.Scenario == "echo")
 }
 
 using var engine = new Engine(options, runId);
+var engineMeter = !CpuMeter.Supported ? null
+    : new CpuMeter([.. new[] { CpuGroups.EngineProcesses(options, Log), CpuGroups.PostgresProcesses(options, Log), CpuGroups.Self("this load tool, the engine's client") }.OfType<CpuGroup>()]);
+if (engineMeter is not null) Log("CPU measured: " + string.Join("; ", engineMeter.Groups.Select(g => $"{g.Name}: {g.Description}")));
+if (options.Scenario == "cpu")
+{
+    var suite = new CpuSuite(options, engine, Drive, Log);
+    return await suite.RunAsync(echo!, echoMeter, engineMeter, new RunFacts(runId, commandLine, folder));
+}
 EngineScenario scenario = options.Scenario switch
 {
     "peak-day" => new PeakDay(engine),
@@ -97,7 +113,7 @@ catch (RpcException ex)
     AnsiConsole.MarkupLine($"[red]cannot set up against {Markup.Escape(options.Target)}: {Markup.Escape(Arrival.StatusName(ex.StatusCode))} {Markup.Escape(ex.Status.Detail)}[/] — is the engine running there?");
     return 2;
 }
-var (record, steps, max) = await Drive(options.Scenario, scenario);
+var (record, steps, max) = await Drive(options.Scenario, scenario, engineMeter, options);
 if (scenario is IAsyncDisposable disposable) await disposable.DisposeAsync();
 
 Log("checking every balance (and a sample of statements) against the replies received");

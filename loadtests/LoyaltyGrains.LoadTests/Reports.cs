@@ -91,6 +91,8 @@ public static class Reports
                 : "[red]no step held: lower --rate or relax --p99-ms[/]");
         }
         if (BaselineLine(report) is { } baseline) AnsiConsole.MarkupLine(Markup.Escape(baseline));
+        CpuReport.Table(report)?.WriteConsole();
+        foreach (var line in CpuReport.Ratios(report)) AnsiConsole.MarkupLine($"[bold]{Markup.Escape(line)}[/]");
         foreach (var note in report.Notes) AnsiConsole.MarkupLine($"[yellow]note:[/] {Markup.Escape(note)}");
         if (report.Verdict is { } verdict)
         {
@@ -143,7 +145,7 @@ public static class Reports
             DroppedCount = r.DroppedCount, UnansweredCount = r.UnfinishedAtEnd, RpcPerSecond = r.RpcPerSecond, MeasuredSeconds = r.MeasuredSeconds, ErrorsByStatus = r.ErrorsByStatus(),
             LatencyMs = Latency(r.AllFlows), DispatchLagMs = Latency(r.DispatchLag),
             Operations = Operations(r).ToDictionary(o => o.Name, o => new { Count = o.Stats.Count, OkCount = o.Stats.OkCount, Statuses = o.Stats.Statuses, LatencyMs = Latency(o.Stats.Histogram) }),
-            PerSecond = r.Series(),
+            PerSecond = r.Series(), Cpu = CpuReport.Json(r),
         };
         return new
         {
@@ -163,6 +165,7 @@ public static class Reports
                 OkPerSecondRatio = report.Run.OkPerSecond / Math.Max(1e-9, report.Baseline.OkPerSecond),
                 MaxRateRatio = report.MaxRatePerSecond / report.BaselineMaxRatePerSecond,
                 P99Ratio = RunRecord.Ms(report.Run.AllFlows, 99) / Math.Max(1e-9, RunRecord.Ms(report.Baseline.AllFlows, 99)),
+                CpuRatios = CpuReport.Ratios(report),
             },
             Correctness = report.Verdict is not { } v ? null : new
             {
@@ -203,6 +206,12 @@ public static class Reports
             md.AppendLine().AppendLine(report.MaxRatePerSecond is { } max ? $"**Highest sustainable rate: {max:N0}/s** (p99 ≤ {report.Options.P99ThresholdMs} ms, errors+dropped ≤ {report.Options.MaxErrorPercent}%)." : "No step held.").AppendLine();
         }
         if (BaselineLine(report) is { } baseline) md.AppendLine("## Echo baseline").AppendLine().AppendLine(baseline).AppendLine();
+        if (CpuReport.Table(report) is { } cpu)
+        {
+            md.AppendLine("## CPU per request").AppendLine().Append(cpu.Markdown()).AppendLine();
+            foreach (var line in CpuReport.Ratios(report)) md.AppendLine(Invariant, $"- {line}");
+            md.AppendLine();
+        }
         foreach (var note in report.Notes) md.AppendLine(Invariant, $"> note: {note}").AppendLine();
         if (report.Verdict is { } v)
         {
@@ -250,6 +259,11 @@ public static class Reports
         html.Append(Invariant, $"<tr><th>all flows</th><th>{N(run.OkCount + run.ErrorCount)}</th><th>{N(run.OkCount)}</th><th class=\"l\">{Esc(string.Join(", ", run.ErrorsByStatus().Select(e => $"{e.Key} {e.Value:N0}")))}</th>");
         foreach (var p in TablePercentiles) html.Append(Invariant, $"<th>{F(RunRecord.Ms(run.AllFlows, p))}</th>");
         html.Append(Invariant, $"<th>{F(RunRecord.MaxMs(run.AllFlows))}</th></tr></table>");
+        if (CpuReport.Table(report) is { } cpu)
+        {
+            html.Append("<h2>CPU per request</h2>").Append(cpu.Html());
+            foreach (var line in CpuReport.Ratios(report)) html.Append("<p><b>").Append(Esc(line)).Append("</b></p>");
+        }
 
         if (report.Steps is not null)
         {

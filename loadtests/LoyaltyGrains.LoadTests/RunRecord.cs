@@ -44,6 +44,8 @@ public sealed class RunRecord(string name, LoadOptions options, DateTimeOffset s
     public LoadOptions Options { get; } = options;
     public DateTimeOffset StartedUtc { get; } = startedUtc;
     public int UnfinishedAtEnd { get; set; }
+    /// <summary>CPU of the measured processes over the measured window (null when not measured).</summary>
+    public IReadOnlyList<GroupCpu>? Cpu { get; set; }
     public LongConcurrentHistogram AllFlows { get; } = NewHistogram();
     public LongConcurrentHistogram DispatchLag { get; } = NewHistogram();
     public IReadOnlyDictionary<string, OperationStats> Flows => _flows;
@@ -61,6 +63,8 @@ public sealed class RunRecord(string name, LoadOptions options, DateTimeOffset s
     public double CompletedPerSecond => (OkCount + ErrorCount) / MeasuredSeconds;
     public long RpcCount => _rpcs.Values.Sum(r => r.Count);
     public double RpcPerSecond => RpcCount / MeasuredSeconds;
+    /// <summary>CPU µs per RPC of <paramref name="group"/> over the measured window; NaN when not measured.</summary>
+    public double CpuPerRpc(string group) => Cpu?.FirstOrDefault(c => c.Group == group) is { } g ? g.PerRequest(RpcCount) : double.NaN;
     /// <summary>Errors and drops as a share of what was offered.</summary>
     public double FailedPercent => OfferedCount == 0 ? 0 : 100.0 * (ErrorCount + DroppedCount + UnfinishedAtEnd) / OfferedCount;
 
