@@ -27,7 +27,7 @@ public sealed partial class MemberGrain
     public const int QueuedCallsMax = 4_096;
 
     private readonly Queue<Work> _queue = new();
-    private readonly List<Posting> _batch = [];
+    private readonly List<Batched> _batch = [];
     private Task? _drain;
 
     /// <summary>The deadline of the exclusive call running now: its commit waits no longer than its caller.</summary>
@@ -46,35 +46,72 @@ public sealed partial class MemberGrain
         public Func<Task> Run { get; } = run;
     }
 
-    /// <summary>One processor or partner posting: decided in a batch, answered after the batch's append.</summary>
-    private sealed class Posting(PostingItem item, RedeemCommand? redeem, CardFact card, long? deadline) : Work(deadline)
+    /// <summary>A call decided in a batch with the postings around it and answered after the batch's append.</summary>
+    private abstract class Batched(long? deadline) : Work(deadline)
     {
-        public PostingItem Item { get; } = item;
-        public RedeemCommand? Redeem { get; } = redeem;
-        public CardFact Card { get; } = card;
-        public TaskCompletionSource<PostingResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public string Kind => Item.Authorize is not null ? "authorize" : Item.Capture is not null ? "capture" : Item.Reverse is not null ? "reverse"
-            : Item.Refund is not null ? "refund" : "redeem";
-
-        public string TransactionId => Redeem?.TransactionId ?? Item.TransactionId;
+        public abstract string Kind { get; }
+        public abstract string TransactionId { get; }
 
         // Set while its batch is decided and committed.
         public CampaignGrant[] Grants = [];
-        public Result<PostingOutcome>? Decision;
         public Exception? Error;
         /// <summary>Its entries in the batch's append: [FirstEntry, EndEntry).</summary>
         public int FirstEntry, EndEntry;
         /// <summary>Answered without the batch's append (a late duplicate, a conflicting id): not decided again.</summary>
         public bool Settled;
 
-        public void Reset()
+        public virtual void Reset()
         {
             Grants = [];
-            Decision = null;
             Error = null;
             FirstEntry = EndEntry = 0;
         }
+
+        public abstract void Fail(Exception error);
+    }
+
+    /// <summary>One processor or partner posting.</summary>
+    private sealed class Posting(PostingItem item, RedeemCommand? redeem, CardFact card, long? deadline) : Batched(deadline)
+    {
+        public PostingItem Item { get; } = item;
+        public RedeemCommand? Redeem { get; } = redeem;
+        public CardFact Card { get; } = card;
+        public TaskCompletionSource<PostingResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public Result<PostingOutcome>? Decision;
+
+        public override string Kind => Item.Authorize is not null ? "authorize" : Item.Capture is not null ? "capture" : Item.Reverse is not null ? "reverse"
+            : Item.Refund is not null ? "refund" : "redeem";
+
+        public override string TransactionId => Redeem?.TransactionId ?? Item.TransactionId;
+
+        public override void Reset()
+        {
+            base.Reset();
+            Decision = null;
+        }
+
+        public override void Fail(Exception error) => Completion.TrySetException(error);
+    }
+
+    /// <summary>
+    /// A balance read: its housekeeping (lots past expiry written off) joins the batch's append, and it shows the balance
+    /// after the postings queued before it, once they are committed. So a read between postings does not split a batch.
+    /// </summary>
+    private sealed class BalanceRead(long? deadline) : Batched(deadline)
+    {
+        public TaskCompletionSource<BalanceView> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public BalanceView? View;
+
+        public override string Kind => "balance";
+        public override string TransactionId => "";
+
+        public override void Reset()
+        {
+            base.Reset();
+            View = null;
+        }
+
+        public override void Fail(Exception error) => Completion.TrySetException(error);
     }
 
     /// <summary>What the member is told about the card of an authorization, by whom.</summary>
@@ -153,10 +190,10 @@ public sealed partial class MemberGrain
                     _exclusiveDeadline = null;
                     continue;
                 }
-                while (_batch.Count < BatchPostingsMax && _queue.TryPeek(out var head) && head is Posting posting)
+                while (_batch.Count < BatchPostingsMax && _queue.TryPeek(out var head) && head is Batched batched)
                 {
                     _queue.Dequeue();
-                    _batch.Add(posting);
+                    _batch.Add(batched);
                 }
                 try
                 {
@@ -167,7 +204,7 @@ public sealed partial class MemberGrain
                     // Not expected (every path answers its postings); never leave a caller waiting.
                     logger.LogError(ex, "Member {MemberId}: a batch of postings failed unexpectedly", MemberId);
                     _account = null;
-                    foreach (var posting in _batch) posting.Completion.TrySetException(ex);
+                    foreach (var batched in _batch) batched.Fail(ex);
                 }
                 _batch.Clear();
                 if (_account is { } account && account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await TrySnapshotAsync(SnapshotEveryEntries);
@@ -184,7 +221,7 @@ public sealed partial class MemberGrain
     /// then answers each. A duplicate inside the batch is answered from the first one's outcome (same commit). On a
     /// conflict the member is rebuilt and the rest decided again; an unreachable ledger fails them all as unary calls fail.
     /// </summary>
-    private async Task CommitBatchAsync(List<Posting> batch)
+    private async Task CommitBatchAsync(List<Batched> batch)
     {
         for (var staleAttempt = 1; ;)
         {
@@ -252,7 +289,7 @@ public sealed partial class MemberGrain
     /// batch there: it fails, the postings after it go back to the head of the queue, and the member is rebuilt after
     /// the append of what came before it.
     /// </summary>
-    private async Task<(int Decided, int Entries, bool Dirty)> DecideBatchAsync(List<Posting> batch, MemberAccount account)
+    private async Task<(int Decided, int Entries, bool Dirty)> DecideBatchAsync(List<Batched> batch, MemberAccount account)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -268,7 +305,15 @@ public sealed partial class MemberGrain
                 {
                     throw new LoyaltyUnavailableException(outcomeUnknown: false, "the caller's deadline passed before the member could decide; nothing was recorded");
                 }
-                posting.Decision = await DecideAsync(posting, account);
+                switch (posting)
+                {
+                    case Posting one:
+                        one.Decision = await DecideAsync(one, account);
+                        break;
+                    case BalanceRead read:
+                        read.View = ReadBalance(account);
+                        break;
+                }
             }
             catch (Exception ex)
             {
@@ -278,7 +323,7 @@ public sealed partial class MemberGrain
                     logger.LogError(ex, "Member {MemberId}: deciding {TransactionId} failed midway; rebuilding", MemberId, posting.TransactionId);
                     budgets.Release(posting.Grants);
                     posting.Settled = true;
-                    posting.Completion.TrySetException(ex);
+                    posting.Fail(ex);
                     Requeue(batch, i + 1);
                     batch.RemoveRange(i, batch.Count - i);
                     return (i, posting.FirstEntry, true);
@@ -289,7 +334,7 @@ public sealed partial class MemberGrain
         return (batch.Count, account.Uncommitted.Count, false);
     }
 
-    private void Requeue(List<Posting> batch, int from)
+    private void Requeue(List<Batched> batch, int from)
     {
         if (from >= batch.Count) return;
         var rest = new List<Work>(batch.Count - from + _queue.Count);
@@ -300,15 +345,21 @@ public sealed partial class MemberGrain
     }
 
     /// <summary>After a committed append: the reply each posting would have had as a unary call, with its metric.</summary>
-    private void Answer(Posting posting)
+    private void Answer(Batched batched)
     {
-        if (posting.Settled) return;
-        if (posting.Error is { } error)
+        if (batched.Settled) return;
+        if (batched.Error is { } error)
         {
-            budgets.Release(posting.Grants);
-            posting.Completion.TrySetException(error);
+            budgets.Release(batched.Grants);
+            batched.Fail(error);
             return;
         }
+        if (batched is BalanceRead read)
+        {
+            read.Completion.TrySetResult(read.View!);
+            return;
+        }
+        var posting = (Posting)batched;
         var result = posting.Decision!.Value;
         LoyaltyMetrics.Posting(posting.Kind, !result.IsOk ? "rejected" : result.Value!.Duplicate ? "duplicate" : "accepted");
         if (!result.IsOk || result.Value!.Duplicate) budgets.Release(posting.Grants);
@@ -325,10 +376,10 @@ public sealed partial class MemberGrain
     /// window (answered DUPLICATE with the original) or another message's id (ALREADY_EXISTS). False when that cannot
     /// be told (database unreachable): then every posting of the batch failed, nothing recorded.
     /// </summary>
-    private async Task<bool> SettleTakenIdAsync(List<Posting> batch, int decided, LedgerEntry[] entries, string messageId)
+    private async Task<bool> SettleTakenIdAsync(List<Batched> batch, int decided, LedgerEntry[] entries, string messageId)
     {
         var index = Array.FindIndex(entries, e => e.MessageId == messageId);
-        var owner = index < 0 ? null : batch.Take(decided).FirstOrDefault(p => !p.Settled && p.FirstEntry <= index && index < p.EndEntry);
+        var owner = index < 0 ? null : batch.Take(decided).FirstOrDefault(p => !p.Settled && p.FirstEntry <= index && index < p.EndEntry) as Posting;
         LedgerEntry? original;
         try
         {
@@ -361,7 +412,7 @@ public sealed partial class MemberGrain
         return true;
     }
 
-    private void ReleaseAll(List<Posting> batch, int decided)
+    private void ReleaseAll(List<Batched> batch, int decided)
     {
         for (var i = 0; i < decided; i++)
         {
@@ -370,16 +421,16 @@ public sealed partial class MemberGrain
         }
     }
 
-    private static void FailUnsettled(List<Posting> batch, Exception error)
+    private static void FailUnsettled(List<Batched> batch, Exception error)
     {
         foreach (var posting in batch)
         {
-            if (!posting.Settled) posting.Completion.TrySetException(posting.Error ?? error);
+            if (!posting.Settled) posting.Fail(posting.Error ?? error);
         }
     }
 
     /// <summary>The append may wait as long as the last caller of the batch waits (none: the ledger's own bound).</summary>
-    private static long? LatestDeadline(List<Posting> batch, int decided)
+    private static long? LatestDeadline(List<Batched> batch, int decided)
     {
         long latest = 0;
         for (var i = 0; i < decided; i++)

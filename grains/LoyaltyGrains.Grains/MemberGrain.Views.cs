@@ -8,14 +8,20 @@ public sealed partial class MemberGrain
 {
     public const int StatementPageSizeMax = 200;
 
-    public Task<BalanceView> GetBalance() => RunExclusive(async () =>
+    public Task<BalanceView> GetBalance()
     {
-        var account = await EnrolledAsync();
-        // Lots past expiry are written off before they are shown (rule "expiry", on next touch).
+        var read = new BalanceRead(CallDeadline.Current());
+        Enqueue(read);
+        return read.Completion.Task;
+    }
+
+    /// <summary>The balance at this point of a batch; lots past expiry are written off first (rule "expiry", on next touch).</summary>
+    private BalanceView ReadBalance(MemberAccount account)
+    {
+        if (!account.State.Enrolled) throw new LoyaltyRejectedException(RejectionCode.NotFound, $"member_id: member '{MemberId}' is not enrolled");
         account.ExpireLots(clock.GetUtcNow());
-        await CommitAsync(account);
         return BalanceOf(account);
-    });
+    }
 
     public Task<StatementPage> GetStatement(int pageSize, long beforeSequence) => RunExclusive(async () =>
     {
