@@ -27,6 +27,16 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
 
     public override Task<PostingReply> Refund(RefundRequest request, ServerCallContext context) => RefundCore(request);
 
+    /// <summary>Items of one Post stream for one member sent in one grain call at most (the member commits them together).</summary>
+    public const int PostGroupMax = 128;
+
+    /// <summary>
+    /// A bidi stream of postings. Items that have already arrived are grouped by member (for cards this gateway has
+    /// routed before) and each group goes to its member in one call, which decides them in order and commits them in one
+    /// append: a clearing file sorted by card costs one grain call and one commit per card's run, not per item. Items of
+    /// cards not yet routed here go one by one through their card grain, as unary calls do. Each item's reply is what
+    /// its unary call would answer; replies go out as they complete.
+    /// </summary>
     public override async Task Post(IAsyncStreamReader<PostingRequest> requestStream, IServerStreamWriter<PostingReply> responseStream,
         ServerCallContext context)
     {
@@ -34,14 +44,43 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
         var replies = Channel.CreateUnbounded<PostingReply>(new UnboundedChannelOptions { SingleReader = true });
         var writer = WriteRepliesAsync(replies.Reader, responseStream, slots);
         var inFlight = new List<Task>();
+        var groups = new Dictionary<string, List<(PostingRequest Request, PostingItem Item)>>(StringComparer.Ordinal);
+        void Send(string memberId, List<(PostingRequest, PostingItem)> group)
+        {
+            groups.Remove(memberId);
+            inFlight.Add(PostGroupAsync(memberId, group, replies.Writer));
+        }
+        void SendAll()
+        {
+            foreach (var (memberId, group) in groups.ToArray()) Send(memberId, group);
+        }
         try
         {
-            await foreach (var request in requestStream.ReadAllAsync(context.CancellationToken))
+            while (true)
             {
-                await slots.WaitAsync(context.CancellationToken);
-                inFlight.Add(PostOneAsync(request, replies.Writer));
+                // What has arrived already is grouped; when the next item is not here yet, the groups go.
+                var moving = requestStream.MoveNext(context.CancellationToken);
+                if (!moving.IsCompleted) SendAll();
+                if (!await moving) break;
+                var request = requestStream.Current;
+                if (!slots.Wait(0))
+                {
+                    SendAll();
+                    await slots.WaitAsync(context.CancellationToken);
+                }
+                if (GroupableItem(request) is { } item && routes.TryGetMember(item.CardId, out var memberId))
+                {
+                    if (!groups.TryGetValue(memberId, out var group)) groups[memberId] = group = [];
+                    group.Add((request, item));
+                    if (group.Count >= PostGroupMax) Send(memberId, group);
+                }
+                else
+                {
+                    inFlight.Add(PostOneAsync(request, replies.Writer));
+                }
                 if (inFlight.Count >= PostStreamInFlightMax) inFlight.RemoveAll(t => t.IsCompleted);
             }
+            SendAll();
             await Task.WhenAll(inFlight);
         }
         finally
@@ -49,6 +88,84 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
             replies.Writer.TryComplete();
         }
         await writer;
+    }
+
+    /// <summary>The grain message of a well-formed item, or null (a malformed one is answered by the one-by-one path).</summary>
+    private PostingItem? GroupableItem(PostingRequest request)
+    {
+        try
+        {
+            return request.KindCase switch
+            {
+                PostingRequest.KindOneofCase.Authorize => new PostingItem(Authorize: AuthorizeMessageOf(request.Authorize)),
+                PostingRequest.KindOneofCase.Capture => new PostingItem(Capture: CaptureMessageOf(request.Capture)),
+                PostingRequest.KindOneofCase.Reverse => new PostingItem(Reverse: ReverseMessageOf(request.Reverse)),
+                PostingRequest.KindOneofCase.Refund => new PostingItem(Refund: RefundMessageOf(request.Refund)),
+                _ => null,
+            };
+        }
+        catch (RpcException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>One member's items in one call; an authorization on a card the member was not told about goes through its card grain.</summary>
+    private async Task PostGroupAsync(string memberId, List<(PostingRequest Request, PostingItem Item)> group, ChannelWriter<PostingReply> replies)
+    {
+        PostingItemResult[] results;
+        try
+        {
+            results = await grains.MemberGrain(memberId).Post([.. group.Select(g => g.Item)]);
+        }
+        catch (Exception ex)
+        {
+            foreach (var (request, _) in group) replies.TryWrite(ErrorReply(request, ex));
+            return;
+        }
+        List<Task>? rerouted = null;
+        for (var i = 0; i < group.Count; i++)
+        {
+            var (request, item) = group[i];
+            switch (results[i])
+            {
+                case { Error: CardRouteRequiredException }:
+                    (rerouted ??= []).Add(ReplyAsync(request, async () => routes.Learn(item.CardId, await grains.CardGrain(item.CardId).Authorize(item.Authorize!)), replies));
+                    break;
+                case { Error: { } error }:
+                    replies.TryWrite(ErrorReply(request, error));
+                    break;
+                case { Result: { } result }:
+                    replies.TryWrite(ProtoMapping.ToReply(result));
+                    break;
+            }
+        }
+        if (rerouted is not null) await Task.WhenAll(rerouted);
+    }
+
+    private async Task ReplyAsync(PostingRequest request, Func<Task<PostingResult>> post, ChannelWriter<PostingReply> replies)
+    {
+        PostingReply reply;
+        try
+        {
+            reply = ProtoMapping.ToReply(await post());
+        }
+        catch (Exception ex)
+        {
+            reply = ErrorReply(request, ex);
+        }
+        replies.TryWrite(reply);
+    }
+
+    private PostingReply ErrorReply(PostingRequest request, Exception ex)
+    {
+        var status = ErrorMappingInterceptor.StatusOf(ex);
+        if (status.StatusCode == StatusCode.Internal) logger.LogError(ex, "Post item {TransactionId} failed", TransactionIdOf(request));
+        return new PostingReply
+        {
+            TransactionId = TransactionIdOf(request),
+            Error = new PostingError { Code = status.StatusCode.ToString().ToUpperInvariantSnake(), Message = status.Detail },
+        };
     }
 
     /// <summary>
@@ -92,13 +209,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
         }
         catch (Exception ex)
         {
-            var status = ErrorMappingInterceptor.StatusOf(ex);
-            if (status.StatusCode == StatusCode.Internal) logger.LogError(ex, "Post item {TransactionId} failed", TransactionIdOf(request));
-            reply = new PostingReply
-            {
-                TransactionId = TransactionIdOf(request),
-                Error = new PostingError { Code = status.StatusCode.ToString().ToUpperInvariantSnake(), Message = status.Detail },
-            };
+            reply = ErrorReply(request, ex);
         }
         replies.TryWrite(reply);
     }
@@ -119,61 +230,78 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
     private async Task<PostingResult> RouteAsync<TMessage>(string cardId, TMessage message,
         Func<IMemberGrain, TMessage, Task<PostingResult>> toMember, Func<ICardGrain, TMessage, Task<PostingResult>> toCard)
     {
-        if (routes.TryGetMember(cardId, out var memberId)) return await toMember(grains.MemberGrain(memberId), message);
+        if (routes.TryGetMember(cardId, out var memberId))
+        {
+            try
+            {
+                return await toMember(grains.MemberGrain(memberId), message);
+            }
+            catch (CardRouteRequiredException)
+            {
+                // The member has not been told about this card since it was activated: the card grain tells it (nothing was recorded).
+            }
+        }
         return routes.Learn(cardId, await toCard(grains.CardGrain(cardId), message));
     }
 
     private async Task<PostingReply> AuthorizeCore(AuthorizeRequest r)
     {
-        var now = clock.GetUtcNow();
-        var message = new AuthorizeMessage(
-            Validate.Id(r.TransactionId, "transaction_id"),
-            Validate.Id(r.CardId, "card_id"),
-            Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.Currency(r.Currency, "currency"),
-            Validate.Mcc(r.Mcc, "mcc"),
-            Validate.Id(r.MerchantId, "merchant_id"),
-            Validate.Time(r.OccurredAt, "occurred_at", now, _postingAgeMax));
+        var message = AuthorizeMessageOf(r);
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.AuthorizeOnCard(x), static (c, x) => c.Authorize(x)));
     }
 
     private async Task<PostingReply> CaptureCore(CaptureRequest r)
     {
-        var now = clock.GetUtcNow();
-        var forcePost = r.AuthorizationId.Length == 0;
-        var message = new CaptureMessage(
-            Validate.Id(r.TransactionId, "transaction_id"),
-            Validate.OptionalId(r.AuthorizationId, "authorization_id"),
-            Validate.Id(r.CardId, "card_id"),
-            Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.OptionalTime(r.OccurredAt, "occurred_at", now, _postingAgeMax),
-            forcePost || r.Mcc != 0 ? Validate.Mcc(r.Mcc, "mcc") : -1,
-            forcePost ? Validate.Id(r.MerchantId, "merchant_id") : Validate.OptionalId(r.MerchantId, "merchant_id"),
-            r.Currency.Length == 0 ? "" : Validate.Currency(r.Currency, "currency"));
+        var message = CaptureMessageOf(r);
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Capture(x), static (c, x) => c.Capture(x)));
     }
 
     private async Task<PostingReply> ReverseCore(ReverseRequest r)
     {
-        var message = new ReverseMessage(
-            Validate.Id(r.TransactionId, "transaction_id"),
-            Validate.Id(r.AuthorizationId, "authorization_id"),
-            Validate.Id(r.CardId, "card_id"),
-            Validate.AmountOrZero(r.AmountMinor, "amount_minor"),
-            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
+        var message = ReverseMessageOf(r);
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Reverse(x), static (c, x) => c.Reverse(x)));
     }
 
     private async Task<PostingReply> RefundCore(RefundRequest r)
     {
-        var message = new RefundMessage(
-            Validate.Id(r.TransactionId, "transaction_id"),
-            Validate.Id(r.OriginalTransactionId, "original_transaction_id"),
-            Validate.Id(r.CardId, "card_id"),
-            Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
-            Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
+        var message = RefundMessageOf(r);
         return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.Refund(x), static (c, x) => c.Refund(x)));
     }
+
+    private AuthorizeMessage AuthorizeMessageOf(AuthorizeRequest r) => new(
+        Validate.Id(r.TransactionId, "transaction_id"),
+        Validate.Id(r.CardId, "card_id"),
+        Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
+        Validate.Currency(r.Currency, "currency"),
+        Validate.Mcc(r.Mcc, "mcc"),
+        Validate.Id(r.MerchantId, "merchant_id"),
+        Validate.Time(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
+
+    // Only the fields' form is checked here; whether this is a force post (and so needs mcc and merchant_id) is the
+    // member's decision: an authorization id it does not know makes one too.
+    private CaptureMessage CaptureMessageOf(CaptureRequest r) => new(
+        Validate.Id(r.TransactionId, "transaction_id"),
+        Validate.OptionalId(r.AuthorizationId, "authorization_id"),
+        Validate.Id(r.CardId, "card_id"),
+        Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
+        Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax),
+        r.Mcc != 0 ? Validate.Mcc(r.Mcc, "mcc") : -1,
+        Validate.OptionalId(r.MerchantId, "merchant_id"),
+        r.Currency.Length == 0 ? "" : Validate.Currency(r.Currency, "currency"));
+
+    private ReverseMessage ReverseMessageOf(ReverseRequest r) => new(
+        Validate.Id(r.TransactionId, "transaction_id"),
+        Validate.Id(r.AuthorizationId, "authorization_id"),
+        Validate.Id(r.CardId, "card_id"),
+        Validate.AmountOrZero(r.AmountMinor, "amount_minor"),
+        Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
+
+    private RefundMessage RefundMessageOf(RefundRequest r) => new(
+        Validate.Id(r.TransactionId, "transaction_id"),
+        Validate.Id(r.OriginalTransactionId, "original_transaction_id"),
+        Validate.Id(r.CardId, "card_id"),
+        Validate.PositiveAmount(r.AmountMinor, "amount_minor"),
+        Validate.OptionalTime(r.OccurredAt, "occurred_at", clock.GetUtcNow(), _postingAgeMax));
 }
 
 internal static class StatusNames

@@ -16,12 +16,22 @@ public static class CallDeadline
     }
 
     /// <summary>Grain: whether the caller's deadline has passed (nobody waits for the reply: do no work for it).</summary>
-    public static bool HasPassed() => RequestContext.Get(Key) is long ticks && ticks <= DateTime.UtcNow.Ticks;
+    public static bool HasPassed() => HasPassed(Current());
 
     /// <summary>Grain: a token cancelled at the caller's deadline, or null when the caller gave none.</summary>
-    public static CancellationTokenSource? CancellationSource()
+    public static CancellationTokenSource? CancellationSource() => CancellationSource(Current());
+
+    /// <summary>
+    /// Grain: the current call's deadline (UTC ticks), or null. For work a grain queues and does later outside the call,
+    /// where <see cref="RequestContext"/> no longer holds the caller's.
+    /// </summary>
+    public static long? Current() => RequestContext.Get(Key) is long ticks ? ticks : null;
+
+    public static bool HasPassed(long? deadlineTicks) => deadlineTicks is { } ticks && ticks <= DateTime.UtcNow.Ticks;
+
+    public static CancellationTokenSource? CancellationSource(long? deadlineTicks)
     {
-        if (RequestContext.Get(Key) is not long ticks) return null;
+        if (deadlineTicks is not { } ticks) return null;
         var remaining = new DateTime(ticks, DateTimeKind.Utc) - DateTime.UtcNow;
         return new CancellationTokenSource(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
     }

@@ -2,7 +2,12 @@ using Orleans.Concurrency;
 
 namespace LoyaltyGrains.Contracts;
 
-/// <summary>One loyalty member: balance, tier, categories, purchases. Keyed by member id. Never reentrant: it holds money.</summary>
+/// <summary>
+/// One loyalty member: balance, tier, categories, purchases. Keyed by member id. It holds money, so its decisions are
+/// strictly serial: every call goes through one in-grain queue, decided one after another in arrival order. The grain
+/// is reentrant only so that postings queued behind a ledger commit can be decided together and committed in one
+/// append; no call ever sees another's uncommitted effects, and every reply waits for the commit of its change.
+/// </summary>
 [Alias("lg.IMemberGrain")]
 public interface IMemberGrain : IGrainWithStringKey
 {
@@ -14,12 +19,28 @@ public interface IMemberGrain : IGrainWithStringKey
     [Alias("Refund")] Task<PostingResult> Refund(RefundMessage message);
 
     /// <summary>
-    /// An authorization routed straight to the member (the gateway knows the card's member): the member checks the
-    /// card is its own and not blocked itself, from what the card grain told it, so the card grain is not on the path.
+    /// An authorization routed straight to the member (the gateway knows the card's member). Decided with what the
+    /// card grain told this activation about the card; a card it was not told about throws
+    /// <see cref="CardRouteRequiredException"/> (nothing recorded) and the gateway goes through the card grain.
     /// </summary>
     [Alias("AuthorizeOnCard")] Task<PostingResult> AuthorizeOnCard(AuthorizeMessage message);
 
-    /// <summary>The card grain tells the member one of its cards is blocked, before the block is acknowledged.</summary>
+    /// <summary>
+    /// An authorization forwarded by the card grain of <see cref="AuthorizeMessage.CardId"/>, which vouches the card is
+    /// this member's and says whether it is blocked; the member remembers it for authorizations routed past the card grain.
+    /// </summary>
+    [Alias("AuthorizeFromCard")] Task<PostingResult> AuthorizeFromCard(AuthorizeMessage message, bool cardBlocked);
+
+    /// <summary>
+    /// Several postings decided in order and committed in one ledger append; a result (or error) per item, in order,
+    /// each what the unary call would have answered. Authorizations are routed as by <see cref="AuthorizeOnCard"/>.
+    /// </summary>
+    [Alias("Post")] Task<PostingItemResult[]> Post(PostingItem[] items);
+
+    /// <summary>
+    /// The card grain tells the member one of its cards is blocked, before the block is acknowledged; returns once every
+    /// authorization decided before it is committed, so none can be acknowledged after the block.
+    /// </summary>
     [Alias("CardBlocked")] Task CardBlocked(string cardId);
     [Alias("GetBalance")] Task<BalanceView> GetBalance();
     [Alias("ChooseCategories")] Task<BalanceView> ChooseCategories(string month, string[] categories);

@@ -174,3 +174,41 @@ public sealed class LoyaltyRejectedException : Exception
     [Id(0)]
     public RejectionCode Code { get; init; }
 }
+
+/// <summary>One processor posting of a bulk call to a member (<see cref="IMemberGrain.Post"/>): exactly one field is set.</summary>
+[GenerateSerializer, Immutable, Alias("lg.PostingItem")]
+public sealed record PostingItem(
+    [property: Id(0)] AuthorizeMessage? Authorize = null,
+    [property: Id(1)] CaptureMessage? Capture = null,
+    [property: Id(2)] ReverseMessage? Reverse = null,
+    [property: Id(3)] RefundMessage? Refund = null)
+{
+    public string TransactionId => Authorize?.TransactionId ?? Capture?.TransactionId ?? Reverse?.TransactionId ?? Refund?.TransactionId ?? "";
+
+    public string CardId => Authorize?.CardId ?? Capture?.CardId ?? Reverse?.CardId ?? Refund?.CardId ?? "";
+}
+
+/// <summary>What one item of a bulk call came to: its result, or the error a unary call would have thrown.</summary>
+[GenerateSerializer, Immutable, Alias("lg.PostingItemResult")]
+public sealed record PostingItemResult([property: Id(0)] PostingResult? Result, [property: Id(1)] Exception? Error);
+
+/// <summary>
+/// An authorization reached a member straight from a gateway, but this activation of the member has not been told
+/// about the card by its card grain (the only owner of the card's facts): nothing was decided or recorded; the
+/// gateway sends the message through the card grain, which hands the member what it knows of the card.
+/// </summary>
+[GenerateSerializer, Alias("lg.CardRouteRequiredException")]
+public sealed class CardRouteRequiredException : Exception
+{
+    public CardRouteRequiredException()
+    {
+    }
+
+    public CardRouteRequiredException(string message) : base(message)
+    {
+    }
+
+    public CardRouteRequiredException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+}

@@ -65,6 +65,7 @@ public sealed partial class MemberAccount
         {
             if (command.Mcc < 0)
             {
+                if (command.AuthorizationId.Length == 0) return Fail(RejectionKind.InvalidArgument, "mcc: required for a capture without authorization_id (a force post)");
                 return Fail(RejectionKind.NotFound,
                     $"authorization_id: '{command.AuthorizationId}' is not known for this card; send mcc and merchant_id to force post");
             }

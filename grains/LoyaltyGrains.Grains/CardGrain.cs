@@ -11,9 +11,11 @@ public sealed class CardGrainState
 }
 
 /// <summary>
-/// A card: routes processor messages to its member, which refuses authorizations on a blocked card (it knows the block
-/// before Block is acknowledged); clearing, reversals and refunds still flow, because those purchases already happened. Gateways learn a card's member after its first
-/// message and then go to the member directly, so an idle card need not stay in memory: it is collected early.
+/// A card: owns whose it is and whether it is blocked, and routes processor messages to its member, handing it those
+/// facts with every authorization (and pushing a block before acknowledging it). The member refuses authorizations on a
+/// blocked card; clearing, reversals and refunds still flow, because those purchases already happened. Gateways learn a
+/// card's member after its first message and then go to the member directly, so an idle card need not stay in memory:
+/// it is collected early.
 /// </summary>
 [CollectionAgeLimit(Minutes = 2)]
 public sealed class CardGrain(
@@ -59,8 +61,9 @@ public sealed class CardGrain(
         return Task.FromResult(Info());
     }
 
-    // The member decides (blocked, duplicate first): one owner for the rule, whichever route the message took.
-    public Task<PostingResult> Authorize(AuthorizeMessage message) => Member().AuthorizeOnCard(message);
+    // The card's facts go with the message, so the member never asks back; the member decides what they mean (a blocked
+    // card is refused after the duplicate check): one owner for each rule, whichever route the message took.
+    public Task<PostingResult> Authorize(AuthorizeMessage message) => Member().AuthorizeFromCard(message, state.State.Blocked);
 
     public Task<PostingResult> Capture(CaptureMessage message) => Member().Capture(message);
 

@@ -4,7 +4,7 @@ namespace LoyaltyGrains.LoadTests;
 
 public sealed record LoadOptions
 {
-    public static readonly string[] Scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "echo", "authorize", "balance", "cpu"];
+    public static readonly string[] Scenarios = ["peak-day", "hot-card", "campaign-rush", "retry-storm", "bulk", "clearing", "clearing-unary", "echo", "authorize", "balance", "cpu"];
 
     public string Target { get; init; } = "http://127.0.0.1:5000";
     public string Scenario { get; init; } = "peak-day";
@@ -55,7 +55,10 @@ public sealed record LoadOptions
 
         What to run
           --scenario NAME        peak-day | hot-card | campaign-rush | retry-storm | bulk | echo |
-                                 authorize | balance | cpu                                        [peak-day]
+                                 authorize | balance | cpu | clearing | clearing-unary           [peak-day]
+                                   clearing: a clearing file (force-post captures sorted by card, 8 per
+                                   card in a row) over Processing.Post; clearing-unary: the same items as
+                                   unary Capture calls
                                    echo: a bare gRPC service the tool starts as a separate process of its own
                                    on a free loopback port (the machine's floor; needs no engine)
                                    cpu: echo, authorize and balance at --rate, then (with --find-max) the

@@ -61,7 +61,7 @@ public sealed class Bulk(Engine engine) : EngineScenario(engine), IAsyncDisposab
     }
 
     /// <summary>One bidi call: a single writer drains an outbox (gRPC allows one write at a time); a reader completes waiters by transaction id.</summary>
-    private sealed class PostStream : IAsyncDisposable
+    internal sealed class PostStream : IAsyncDisposable
     {
         private readonly AsyncDuplexStreamingCall<PostingRequest, PostingReply> _call;
         private readonly Channel<PostingRequest> _outbox = Channel.CreateUnbounded<PostingRequest>(new UnboundedChannelOptions { SingleReader = true });

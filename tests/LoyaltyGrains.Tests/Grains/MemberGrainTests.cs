@@ -91,22 +91,27 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Authorization_routed_past_the_card_grain_still_sees_ownership_and_blocks()
+    public async Task Authorization_routed_past_the_card_grain_uses_what_the_card_grain_told_the_member()
     {
         var (member, card) = await NewMemberAsync("direct");
         var (other, otherCard) = await NewMemberAsync("direct2");
-        var mine = await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a-" + member, card, 100_000));
-        Assert.Equal(1_000, mine.PendingAfterMinor);
+        // Not told about the card since activation: sent back to go through the card grain, nothing decided or recorded.
+        await Assert.ThrowsAsync<CardRouteRequiredException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("a0-" + member, card, 100_000)));
+        Assert.Equal(0, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
 
-        var foreign = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("f-" + member, otherCard, 100_000)));
-        Assert.Equal(RejectionCode.NotFound, foreign.Code);
-        Assert.Equal(1_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
+        // The card grain hands the member the card's facts with the message; afterwards the direct route works.
+        Assert.Equal(1_000, (await Grains.CardGrain(card).Authorize(Auth("a1-" + member, card, 100_000))).PendingAfterMinor);
+        Assert.Equal(2_000, (await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a2-" + member, card, 100_000))).PendingAfterMinor);
+
+        // Another member's card is never decided here: the card grain routes it to its own member.
+        await Assert.ThrowsAsync<CardRouteRequiredException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("f-" + member, otherCard, 100_000)));
+        Assert.Equal(2_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
 
         // The member already knows the card as unblocked; the block must reach it before Block returns.
         await Grains.CardGrain(card).Block();
         var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("b-" + member, card, 100_000)));
         Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
-        Assert.Equal(1_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
+        Assert.Equal(2_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
         Assert.Equal(0, (await Grains.MemberGrain(other).GetBalance()).PendingMinor);
     }
 

@@ -1,0 +1,131 @@
+using System.Text.Json;
+using LoyaltyGrains.Contracts;
+using LoyaltyGrains.Domain;
+using LoyaltyGrains.Grains.Ledger;
+using Microsoft.Extensions.Logging;
+
+namespace LoyaltyGrains.Grains;
+
+/// <summary>Activation state: load from snapshot + ledger, periodic snapshot and sweep while behind.</summary>
+public sealed partial class MemberGrain
+{
+    /// <summary>Snapshot after this many entries, or on the timer/deactivation, so activation replays few rows.</summary>
+    public const int SnapshotEveryEntries = 200;
+    public static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
+
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General);
+
+    // Runs only while the snapshot is behind the ledger: an idle member holds no timer (a million of them would).
+    private IGrainTimer? _sweep;
+    private long _snapshotSequence;
+
+    /// <summary>A snapshot only shortens the next activation's replay; failing to write one never fails a reply.</summary>
+    private async Task TrySnapshotAsync(long minimumEntries)
+    {
+        try
+        {
+            await SnapshotIfBehindAsync(minimumEntries);
+        }
+        catch (Exception ex) when (Faults.IsUnavailable(ex))
+        {
+            logger.LogDebug(ex, "Member {MemberId}: snapshot not written (database unreachable); the sweep tries again", MemberId);
+        }
+        catch (Exception ex)
+        {
+            // E.g. another activation wrote it (a stale etag): the ledger is the truth, the reply stands.
+            logger.LogWarning(ex, "Member {MemberId}: snapshot not written; the next activation replays more of the ledger", MemberId);
+        }
+    }
+
+    /// <summary>The periodic sweep of an active member: expiries without waiting for a touch, then a snapshot if behind.</summary>
+    private async Task SweepAsync()
+    {
+        if (_account is { State.Enrolled: true } account)
+        {
+            var now = clock.GetUtcNow();
+            account.Touch(rules.Programs.At(now), now);
+            var returns = account.BudgetReturns.ToArray();
+            try
+            {
+                await CommitAsync(account);
+            }
+            catch (LoyaltyUnavailableException)
+            {
+                // The outage is logged once by the database layer; the next tick or message tries again.
+                return;
+            }
+            budgets.Return(returns);
+        }
+        await TrySnapshotAsync(1);
+        if (_account is null || _account.State.Sequence == _snapshotSequence)
+        {
+            _sweep?.Dispose();
+            _sweep = null;
+        }
+    }
+
+    private void SweepWhileBehind()
+    {
+        if (_sweep is null && _account is { } account && account.State.Sequence != _snapshotSequence)
+        {
+            // The first tick is spread over a second interval: members touched together (a batch, a seeding, a restart)
+            // must not all serialize and write their snapshots in the same second.
+            var firstTick = SweepInterval + TimeSpan.FromMilliseconds(Random.Shared.Next((int)SweepInterval.TotalMilliseconds));
+            _sweep = this.RegisterGrainTimer(_ => RunExclusive(SweepAsync), new GrainTimerCreationOptions(firstTick, SweepInterval));
+        }
+    }
+
+    private async Task<MemberAccount> AccountAsync()
+    {
+        if (_account is null) await LoadAsync(CancellationToken.None);
+        return _account!;
+    }
+
+    private async Task<MemberAccount> EnrolledAsync()
+    {
+        var account = await AccountAsync();
+        if (!account.State.Enrolled) throw new LoyaltyRejectedException(RejectionCode.NotFound, $"member_id: member '{MemberId}' is not enrolled");
+        return account;
+    }
+
+    private async Task LoadAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await LoadFromStoreAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id");
+        }
+    }
+
+    private async Task LoadFromStoreAsync(CancellationToken cancellationToken)
+    {
+        await snapshot.ReadStateAsync(cancellationToken);
+        var state = snapshot.State.StateJson.Length == 0
+            ? new MemberState { MemberId = MemberId }
+            : JsonSerializer.Deserialize<MemberState>(snapshot.State.StateJson, JsonOptions) ?? new MemberState { MemberId = MemberId };
+        snapshot.State.StateJson = []; // the projection is in memory; keeping its JSON too would double a member's size
+        var account = new MemberAccount(state);
+        foreach (var entry in await ledger.ReadMemberAsync(MemberId, state.Sequence, cancellationToken)) account.Apply(entry);
+        _snapshotSequence = snapshot.State.Sequence;
+        _account = account;
+    }
+
+    private async Task SnapshotIfBehindAsync(long minimumEntries)
+    {
+        if (_account is not { } account || account.State.Sequence - _snapshotSequence < minimumEntries) return;
+        snapshot.State.Sequence = account.State.Sequence;
+        snapshot.State.StateJson = JsonSerializer.SerializeToUtf8Bytes(account.State, JsonOptions);
+        try
+        {
+            await snapshot.WriteStateAsync();
+        }
+        finally
+        {
+            snapshot.State.StateJson = [];
+        }
+        _snapshotSequence = account.State.Sequence;
+    }
+}
