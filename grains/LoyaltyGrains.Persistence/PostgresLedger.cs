@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -33,6 +34,29 @@ public sealed record PostgresLedgerOptions
     public TimeSpan RetryDelayMin { get; init; } = TimeSpan.FromMilliseconds(100);
 
     public TimeSpan RetryDelayMax { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The options from configuration section <c>Loyalty:Ledger</c> (<c>CommitTimeout</c>, <c>BatchDelayMax</c>,
+    /// <c>Writers</c>, <c>BatchEntriesMax</c>); a setting left out keeps its default.
+    /// </summary>
+    public static PostgresLedgerOptions From(IConfiguration configuration)
+    {
+        var section = configuration.GetSection("Loyalty:Ledger");
+        var defaults = new PostgresLedgerOptions();
+        var options = defaults with
+        {
+            CommitTimeout = section.GetValue("CommitTimeout", defaults.CommitTimeout),
+            BatchDelayMax = section.GetValue("BatchDelayMax", defaults.BatchDelayMax),
+            Writers = section.GetValue("Writers", defaults.Writers),
+            BatchEntriesMax = section.GetValue("BatchEntriesMax", defaults.BatchEntriesMax),
+        };
+        if (options.CommitTimeout <= TimeSpan.Zero) throw new InvalidOperationException("Loyalty:Ledger:CommitTimeout must be positive");
+        if (options.BatchDelayMax < TimeSpan.Zero || options.BatchDelayMax >= options.CommitTimeout)
+            throw new InvalidOperationException("Loyalty:Ledger:BatchDelayMax must be zero or more and below CommitTimeout");
+        if (options.Writers is < 1 or > 16) throw new InvalidOperationException("Loyalty:Ledger:Writers must be 1..16");
+        if (options.BatchEntriesMax is < 1 or > 100_000) throw new InvalidOperationException("Loyalty:Ledger:BatchEntriesMax must be 1..100000");
+        return options;
+    }
 }
 
 /// <summary>
