@@ -3,6 +3,7 @@ using System.Diagnostics.Metrics;
 using System.Threading.Channels;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -33,6 +34,29 @@ public sealed record PostgresLedgerOptions
     public TimeSpan RetryDelayMin { get; init; } = TimeSpan.FromMilliseconds(100);
 
     public TimeSpan RetryDelayMax { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The options from configuration section <c>Loyalty:Ledger</c> (<c>CommitTimeout</c>, <c>BatchDelayMax</c>,
+    /// <c>Writers</c>, <c>BatchEntriesMax</c>); a setting left out keeps its default.
+    /// </summary>
+    public static PostgresLedgerOptions From(IConfiguration configuration)
+    {
+        var section = configuration.GetSection("Loyalty:Ledger");
+        var defaults = new PostgresLedgerOptions();
+        var options = defaults with
+        {
+            CommitTimeout = section.GetValue("CommitTimeout", defaults.CommitTimeout),
+            BatchDelayMax = section.GetValue("BatchDelayMax", defaults.BatchDelayMax),
+            Writers = section.GetValue("Writers", defaults.Writers),
+            BatchEntriesMax = section.GetValue("BatchEntriesMax", defaults.BatchEntriesMax),
+        };
+        if (options.CommitTimeout <= TimeSpan.Zero) throw new InvalidOperationException("Loyalty:Ledger:CommitTimeout must be positive");
+        if (options.BatchDelayMax < TimeSpan.Zero || options.BatchDelayMax >= options.CommitTimeout)
+            throw new InvalidOperationException("Loyalty:Ledger:BatchDelayMax must be zero or more and below CommitTimeout");
+        if (options.Writers is < 1 or > 16) throw new InvalidOperationException("Loyalty:Ledger:Writers must be 1..16");
+        if (options.BatchEntriesMax is < 1 or > 100_000) throw new InvalidOperationException("Loyalty:Ledger:BatchEntriesMax must be 1..100000");
+        return options;
+    }
 }
 
 /// <summary>
@@ -61,12 +85,6 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
 
     private static readonly TimeSpan PartitionCheckInterval = TimeSpan.FromHours(6);
     private const int PartitionMonthsAhead = 3;
-
-    private const string Columns = """
-        member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor, available_delta_minor,
-        pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id, occurred_at,
-        recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail
-        """;
 
     private readonly NpgsqlDataSource _source;
     private readonly PostgresLedgerOptions _options;
@@ -168,7 +186,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     /// <summary>The ledger rows matching a condition on positional parameters, with every column.</summary>
     private async Task<IReadOnlyList<LedgerEntry>> ReadWhereAsync(string condition, CancellationToken cancellationToken, params object[] values)
     {
-        await using var command = _source.CreateCommand($"SELECT {Columns} FROM loyalty.ledger WHERE {condition}");
+        await using var command = _source.CreateCommand($"SELECT {LedgerColumns.Names()} FROM loyalty.ledger WHERE {condition}");
         foreach (var value in values) command.Parameters.Add(new NpgsqlParameter { Value = value });
         return await ReadEntriesAsync(command, cancellationToken);
     }
@@ -177,7 +195,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     {
         await using var command = _source.CreateCommand(
             $"""
-            SELECT {string.Join(", ", Columns.Split(',').Select(c => "l." + c.Trim()))}
+            SELECT {LedgerColumns.Names("l")}
               FROM loyalty.ledger_keys k
               JOIN loyalty.ledger l ON l.member_id = k.member_id AND l.sequence = k.sequence AND l.recorded_at = k.recorded_at
              WHERE k.message_id = $1
@@ -539,17 +557,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            entries.Add(new LedgerEntry
-            {
-                MemberId = reader.GetString(0), Sequence = reader.GetInt64(1), MessageId = reader.GetString(2), Kind = (EntryKind)reader.GetInt16(3),
-                CardId = reader.GetString(4), PurchaseId = reader.GetString(5), AmountMinor = reader.GetInt64(6), PendingDeltaMinor = reader.GetInt64(7),
-                AvailableDeltaMinor = reader.GetInt64(8), PendingAfterMinor = reader.GetInt64(9), AvailableAfterMinor = reader.GetInt64(10),
-                Breakdown = BreakdownCodec.Decode(reader.GetString(11)), Mcc = reader.GetInt32(12),
-                Category = reader.GetString(13), MerchantId = reader.GetString(14), Currency = reader.GetString(15), PartnerId = reader.GetString(16),
-                OccurredAt = reader.GetFieldValue<DateTimeOffset>(17), RecordedAt = reader.GetFieldValue<DateTimeOffset>(18), Fingerprint = reader.GetInt64(19),
-                PurchaseMonth = reader.GetInt32(20), CategoryCapDeltaMinor = reader.GetInt64(21), SpendDeltaMinor = reader.GetInt64(22),
-                LotExpiresAt = reader.GetFieldValue<DateTimeOffset>(23), Detail = reader.GetString(24),
-            });
+            entries.Add(LedgerColumns.Read(reader));
         }
         return entries;
     }
@@ -574,40 +582,14 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     }
 
     /// <summary>
-    /// A writer's reusable column buffers and its prepared statement: the whole batch goes as 25 array parameters to
-    /// one <c>INSERT … SELECT FROM unnest(…)</c> that also fills <c>ledger_keys</c> (a data-modifying CTE), so a batch
-    /// is one round trip and one implicit transaction. Converters are resolved once per array, not once per field.
+    /// A writer's reusable column buffers and its prepared statement: the whole batch goes as one array parameter per
+    /// column (<see cref="LedgerColumns"/>) to one <c>INSERT … SELECT FROM unnest(…)</c> that also fills <c>ledger_keys</c>
+    /// and the partner outbox (data-modifying CTEs), so a batch is one round trip and one implicit transaction.
+    /// Converters are resolved once per array, not once per field.
     /// </summary>
     private sealed class RowBuffer : IDisposable
     {
-        private readonly IColumn[] _columns =
-        [
-            new Column<string>(NpgsqlDbType.Text, e => e.MemberId),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.Sequence),
-            new Column<string>(NpgsqlDbType.Text, e => e.MessageId),
-            new Column<short>(NpgsqlDbType.Smallint, e => (short)e.Kind),
-            new Column<string>(NpgsqlDbType.Text, e => e.CardId),
-            new Column<string>(NpgsqlDbType.Text, e => e.PurchaseId),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.AmountMinor),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.PendingDeltaMinor),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.AvailableDeltaMinor),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.PendingAfterMinor),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.AvailableAfterMinor),
-            new Column<string>(NpgsqlDbType.Text, e => BreakdownCodec.Encode(e.Breakdown)),
-            new Column<int>(NpgsqlDbType.Integer, e => e.Mcc),
-            new Column<string>(NpgsqlDbType.Text, e => e.Category),
-            new Column<string>(NpgsqlDbType.Text, e => e.MerchantId),
-            new Column<string>(NpgsqlDbType.Text, e => e.Currency),
-            new Column<string>(NpgsqlDbType.Text, e => e.PartnerId),
-            new Column<DateTime>(NpgsqlDbType.TimestampTz, e => e.OccurredAt.UtcDateTime),
-            new Column<DateTime>(NpgsqlDbType.TimestampTz, e => e.RecordedAt.UtcDateTime),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.Fingerprint),
-            new Column<int>(NpgsqlDbType.Integer, e => e.PurchaseMonth),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.CategoryCapDeltaMinor),
-            new Column<long>(NpgsqlDbType.Bigint, e => e.SpendDeltaMinor),
-            new Column<DateTime>(NpgsqlDbType.TimestampTz, e => e.LotExpiresAt.UtcDateTime),
-            new Column<string>(NpgsqlDbType.Text, e => e.Detail),
-        ];
+        private readonly ILedgerColumnBuffer[] _columns = [.. LedgerColumns.All.Select(column => column.NewBuffer())];
 
         private static readonly string InsertSql = BuildInsertSql();
 
@@ -653,46 +635,15 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
 
         public void Dispose() => Forget();
 
-        private static string BuildInsertSql()
-        {
-            string[] types =
-            [
-                "text", "bigint", "text", "smallint", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint", "text", "integer",
-                "text", "text", "text", "text", "timestamptz", "timestamptz", "bigint", "integer", "bigint", "bigint", "timestamptz", "text",
-            ];
-            var arrays = string.Join(", ", types.Select((type, i) => $"${i + 1}::{type}[]"));
-            // Parameters: $1 member_id, $2 sequence, $3 message_id, $19 recorded_at.
-            return $"""
-                WITH keys AS (
-                    INSERT INTO loyalty.ledger_keys (message_id, member_id, sequence, recorded_at)
-                    SELECT * FROM unnest($3::text[], $1::text[], $2::bigint[], $19::timestamptz[])),
-                {PartnerOutboxRows.Cte(types.Length + 1)}
-                INSERT INTO loyalty.ledger ({Columns})
-                SELECT * FROM unnest({arrays})
-                """;
-        }
-
-        private interface IColumn
-        {
-            NpgsqlParameter Parameter { get; }
-            void Clear();
-            void Add(LedgerEntry entry);
-        }
-
-        private sealed class Column<T>(NpgsqlDbType type, Func<LedgerEntry, T> read) : IColumn
-        {
-            private readonly List<T> _values = new(256);
-
-            public NpgsqlParameter Parameter { get; } = new NpgsqlParameter<List<T>> { NpgsqlDbType = NpgsqlDbType.Array | type };
-
-            public void Clear()
-            {
-                _values.Clear();
-                ((NpgsqlParameter<List<T>>)Parameter).TypedValue = _values;
-            }
-
-            public void Add(LedgerEntry entry) => _values.Add(read(entry));
-        }
+        private static string BuildInsertSql() => $"""
+            WITH keys AS (
+                INSERT INTO loyalty.ledger_keys (message_id, member_id, sequence, recorded_at)
+                SELECT * FROM unnest({LedgerColumns.ArrayParameter("message_id")}, {LedgerColumns.ArrayParameter("member_id")},
+                                     {LedgerColumns.ArrayParameter("sequence")}, {LedgerColumns.ArrayParameter("recorded_at")})),
+            {PartnerOutboxRows.Cte(LedgerColumns.All.Length + 1)}
+            INSERT INTO loyalty.ledger ({LedgerColumns.Names()})
+            SELECT * FROM unnest({LedgerColumns.ArrayParameters()})
+            """;
     }
 
     /// <summary>

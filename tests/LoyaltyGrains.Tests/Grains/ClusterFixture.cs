@@ -4,10 +4,14 @@ using Orleans.TestingHost;
 
 namespace LoyaltyGrains.Tests.Grains;
 
-/// <summary>A two-silo in-process TestCluster with in-memory storage and ledger, sharing one fake clock.</summary>
+/// <summary>
+/// A two-silo in-process TestCluster with in-memory storage and ledger, shared by a collection of tests. Its clock stands
+/// still at <see cref="FakeClock.DefaultStart"/> and cannot be moved from here (a plain TimeProvider); a test that moves
+/// time starts an <see cref="OwnClockCluster"/>.
+/// </summary>
 public sealed class ClusterFixture : IAsyncLifetime
 {
-    public static readonly FakeClock Clock = new();
+    public static readonly TimeProvider Clock = new FakeClock();
 
     public TestCluster Cluster { get; private set; } = null!;
 

@@ -31,8 +31,14 @@ public class SharedStringsTests
     }
 
     [Fact]
-    public void Empty_is_the_empty_string()
+    public void Empty_takes_no_slot()
     {
-        Assert.Same(string.Empty, new SharedStrings(capacity: 1).Share(new string([])));
+        // An empty string is always string.Empty (no other instance exists), so what can be checked is that it is not
+        // pooled: with room for one value, the one value after any number of empties is still shared.
+        var pool = new SharedStrings(capacity: 1);
+        Assert.Same(string.Empty, pool.Share(new string([])));
+        var first = new string("RUB".AsSpan());
+        Assert.Same(first, pool.Share(first));
+        Assert.Same(first, pool.Share(new string("RUB".AsSpan())));
     }
 }

@@ -11,21 +11,19 @@ public sealed partial class RuleExamplesTests
     [MemberData(nameof(Ids))]
     public void Worked_example_holds(string id)
     {
-        if (RuleExamples.Members.TryGetValue(id, out var special))
-        {
-            special();
-            return;
-        }
-        RuleExamples.All.Single(e => e.Id == id).Run(new Scenario());
+        var checks = RuleExamples.All.Single(e => e.Id == id).Check();
+        Assert.True(checks > 0, $"{id} checks nothing: a placeholder is not a test of the example");
     }
 
     [Fact]
     public void Every_example_in_RULES_md_has_a_test_and_every_test_is_in_RULES_md()
     {
         var documented = ExampleId().Matches(File.ReadAllText(RulesPath())).Select(m => m.Groups[1].Value).ToHashSet();
-        var tested = RuleExamples.All.Select(e => e.Id).ToHashSet();
+        // An example counts as tested only if it checks something: an id with an empty body is documented but untested.
+        var tested = RuleExamples.All.Where(e => e.Check() > 0).Select(e => e.Id).ToHashSet();
         Assert.Empty(documented.Except(tested));
-        Assert.Empty(tested.Except(documented));
+        Assert.Empty(RuleExamples.All.Select(e => e.Id).Except(documented));
+        Assert.Equal(RuleExamples.All.Length, RuleExamples.All.Select(e => e.Id).Distinct().Count());
     }
 
     private static string RulesPath()

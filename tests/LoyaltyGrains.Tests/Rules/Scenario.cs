@@ -28,6 +28,9 @@ public sealed class Scenario
     }
 
     public MemberAccount Account { get; }
+
+    /// <summary>Expectations checked so far: an example that checks nothing tests nothing.</summary>
+    public int Checks { get; private set; }
     public DateTimeOffset Now { get; private set; }
     public ProgramHistory Programs => ProgramHistory.Of(_program);
 
@@ -126,6 +129,7 @@ public sealed class Scenario
 
     public Scenario Expect(long accruedMinor, string lines = "")
     {
+        Checks++;
         Assert.True(_last.IsOk, $"expected success, got {_last.Rejection}");
         Assert.Equal(accruedMinor, _last.Value!.AccruedMinor);
         Assert.Equal(lines, string.Join(", ", _last.Value.Breakdown.Where(l => l.AmountMinor != 0).Select(l => $"{l.Rule} {l.AmountMinor}")));
@@ -135,12 +139,14 @@ public sealed class Scenario
 
     public Scenario ExpectDuplicate()
     {
+        Checks++;
         Assert.True(_last.IsOk && _last.Value!.Duplicate, "expected DUPLICATE");
         return this;
     }
 
     public Scenario ExpectRejected(RejectionKind kind)
     {
+        Checks++;
         Assert.False(_last.IsOk, "expected a rejection");
         Assert.Equal(kind, _last.Rejection!.Kind);
         return this;
@@ -148,18 +154,21 @@ public sealed class Scenario
 
     public Scenario ExpectBalance(long availableMinor, long pendingMinor = 0)
     {
+        Checks++;
         Assert.Equal((availableMinor, pendingMinor), (Account.State.AvailableMinor, Account.State.PendingMinor));
         return this;
     }
 
     public Scenario ExpectTier(string tierId)
     {
+        Checks++;
         Assert.Equal(tierId, Account.TierFor(_program, _program.MonthOf(Now)).TierId);
         return this;
     }
 
     public Scenario ExpectBudgetLeft(string campaignId, long budgetMinor)
     {
+        Checks++;
         Assert.Equal(budgetMinor, _budgetLeft[campaignId]);
         return this;
     }
