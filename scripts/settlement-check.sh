@@ -5,7 +5,7 @@
 #   wait for the lag to reach 0; then loyalty.check_payouts(), the events in the payouts against the ledger's, and the
 #   accounting export reconciled against the ledger, the delivered payouts and the engine's GetPayouts.
 # Exit 0 when every partner's payouts equal the ledger, 1 otherwise.
-#   scripts/settlement-check.sh                       # 200 purchases/s, 20 s per run, 400 members
+#   scripts/settlement-check.sh                       # 200 purchases/s, 20 s per run, 1 000 members
 #   scripts/settlement-check.sh --rate 400 --duration 30s --members 1000
 # Environment: LOYALTY_TEST_PG_PORT (PostgreSQL port), SETTLE_GRPC_PORT (the silo takes it and the next three),
 # SETTLE_NO_BUILD=1 to use the current Release build.
@@ -13,7 +13,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 command -v dotnet >/dev/null || { echo "settlement-check.sh: the .NET SDK (dotnet) is not on PATH" >&2; exit 1; }
-rate=200 duration=20s members=400 kill_after=8
+rate=200 duration=20s members=1000 kill_after=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) rate="$2"; shift 2 ;;
@@ -73,6 +73,8 @@ applied_at_kill=$(sql "SELECT coalesce(sum(events), 0) FROM loyalty.partner_payo
 kill -9 "$silo_pid"
 wait "$silo_pid" 2>/dev/null || true
 silo_pid=
+# Run 1's load tool has lost its engine: stop it (it would retry its unknown outcomes against nothing).
+kill "$load_pid" 2>/dev/null || true
 wait "$load_pid" 2>/dev/null || true
 echo "killed -9 with $applied_at_kill events applied and $waiting_at_kill waiting in the outbox; $(sql "SELECT count(*) FROM loyalty.partner_outbox") waiting after the kill"
 

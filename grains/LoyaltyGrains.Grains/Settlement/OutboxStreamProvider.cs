@@ -117,7 +117,7 @@ public sealed class OutboxQueueAdapterFactory : IQueueAdapterFactory, IQueueAdap
 /// The queues of the consistent-ring balancer (Orleans' own mapper), with a partner's stream in the queue whose reader
 /// selects its rows (<see cref="PartnerStreams.QueueOf"/>).
 /// </summary>
-internal sealed class OutboxQueueMapper : IConsistentRingStreamQueueMapper
+public sealed class OutboxQueueMapper : IConsistentRingStreamQueueMapper
 {
     private readonly HashRingBasedStreamQueueMapper _ring;
     private readonly QueueId[] _byIndex;
@@ -144,10 +144,11 @@ internal sealed class OutboxQueueMapper : IConsistentRingStreamQueueMapper
 
 /// <summary>
 /// Reads one queue's waiting events (oldest first) and hands them to its pulling agent as one batch per partner.
-/// Remembers what it handed out until the agent reports it delivered (or <see cref="OutboxStreamSettings.RedeliverAfter"/>
-/// passes), so a slow apply is not read twice; whatever is still in the outbox after that is handed out again.
+/// Remembers what it handed out until a few seconds after the agent reports it done (or until
+/// <see cref="OutboxStreamSettings.RedeliverAfter"/> passes), so a slow apply is not read twice; whatever is still in the
+/// outbox after that is handed out again.
 /// </summary>
-internal sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int queue, OutboxStreamSettings settings, TimeProvider clock, ILogger<OutboxQueueReceiver> logger)
+public sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int queue, OutboxStreamSettings settings, TimeProvider clock, ILogger<OutboxQueueReceiver> logger)
     : IQueueAdapterReceiver
 {
     private const int ReadMax = 2_000;
@@ -156,7 +157,13 @@ internal sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int que
     private const int OnTheirWayMax = 8_000;
 
     private readonly Lock _gate = new();
-    /// <summary>Event id → when it was handed out (ticks).</summary>
+    /// <summary>
+    /// The agent may report a batch done while its last apply is still committing (the cache purges what every cursor has
+    /// passed): its events stay skipped this much longer, so they are not read again needlessly.
+    /// </summary>
+    private static readonly TimeSpan DoneGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>Event id → when to read it again if it is still in the outbox (ticks).</summary>
     private readonly Dictionary<long, long> _onTheirWay = [];
     private bool _failing;
 
@@ -177,10 +184,9 @@ internal sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int que
         var now = clock.GetUtcNow().UtcTicks;
         lock (_gate)
         {
-            var stale = now - settings.RedeliverAfter.Ticks;
-            foreach (var (eventId, handedAt) in _onTheirWay.ToArray())
+            foreach (var (eventId, readAgainAt) in _onTheirWay.ToArray())
             {
-                if (handedAt < stale) _onTheirWay.Remove(eventId);
+                if (readAgainAt <= now) _onTheirWay.Remove(eventId);
             }
             if (_onTheirWay.Count >= OnTheirWayMax || maxCount <= 0) return [];
             skip = [.. _onTheirWay.Keys];
@@ -212,7 +218,7 @@ internal sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int que
                 {
                     var chunk = all[offset..Math.Min(all.Length, offset + EventsPerBatch)];
                     batches.Add(new PartnerEventBatch(streamId, chunk, new EventSequenceTokenV2(NextToken(now))));
-                    foreach (var e in chunk) _onTheirWay[e.EventId] = now;
+                    foreach (var e in chunk) _onTheirWay[e.EventId] = now + settings.RedeliverAfter.Ticks;
                 }
                 if (batches.Count >= maxCount) break;
             }
@@ -226,12 +232,16 @@ internal sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int que
     /// <summary>The agent is done with these (applied, or given up on: then they are still in the outbox and are read again).</summary>
     public Task MessagesDeliveredAsync(IList<IBatchContainer> messages, CancellationToken cancellationToken)
     {
+        var soon = clock.GetUtcNow().UtcTicks + DoneGrace.Ticks;
         lock (_gate)
         {
             foreach (var message in messages)
             {
                 if (message is not PartnerEventBatch batch) continue;
-                foreach (var e in batch.Events) _onTheirWay.Remove(e.EventId);
+                foreach (var e in batch.Events)
+                {
+                    if (_onTheirWay.TryGetValue(e.EventId, out var readAgainAt) && readAgainAt > soon) _onTheirWay[e.EventId] = soon;
+                }
             }
         }
         return Task.CompletedTask;
