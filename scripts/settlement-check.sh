@@ -36,30 +36,38 @@ silo_dll="$root/silo/bin/Release/net10.0/LoyaltyGrains.Silo.dll"
 load_dll="$root/loadtests/LoyaltyGrains.LoadTests/bin/Release/net10.0/LoyaltyGrains.LoadTests.dll"
 sql() { "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -d "$database" -qAt -c "$1"; }
 "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -q -c "CREATE DATABASE $database" >/dev/null
+# Kept after the run (the database goes with the throwaway server): load reports, logs, the export, metrics.
+out="$(mktemp -d /tmp/settlement-check.XXXXXX)"
+echo "reports, logs and the export: $out"
 
-# The silo in the background, on the same database each time; returns when it serves gRPC.
+# The silo in the background, on the same database each time; returns when it serves gRPC. Tried three times: its
+# ports are in the ephemeral range, where an outgoing connection may hold one for a moment.
 run_silo() {
-  LOYALTY_POSTGRES="$connection" LOYALTY_GRPC_PORT=$grpc_port LOYALTY_METRICS_PORT=$((grpc_port + 1)) \
-    LOYALTY_SILO_PORT=$((grpc_port + 2)) LOYALTY_GATEWAY_PORT=$((grpc_port + 3)) \
-    dotnet "$silo_dll" >> "$data/silo.log" 2>&1 &
-  silo_pid=$!
-  for _ in $(seq 1 240); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$grpc_port") 2>/dev/null && return 0
-    kill -0 "$silo_pid" 2>/dev/null || break
-    sleep 0.5
+  for _ in 1 2 3; do
+    LOYALTY_POSTGRES="$connection" LOYALTY_GRPC_PORT=$grpc_port LOYALTY_METRICS_PORT=$((grpc_port + 1)) \
+      LOYALTY_SILO_PORT=$((grpc_port + 2)) LOYALTY_GATEWAY_PORT=$((grpc_port + 3)) \
+      exec dotnet "$silo_dll" >> "$out/silo.log" 2>&1 &
+    silo_pid=$!
+    for _ in $(seq 1 240); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$grpc_port") 2>/dev/null && return 0
+      kill -0 "$silo_pid" 2>/dev/null || break
+      sleep 0.5
+    done
+    grep -q "Address already in use" "$out/silo.log" || break
+    echo "a port of the silo was in use; starting it again"; : > "$out/silo.log"; sleep 2
   done
-  echo "the silo did not start; its log:"; tail -50 "$data/silo.log"; exit 1
+  echo "the silo did not start; its log:"; tail -50 "$out/silo.log"; exit 1
 }
 # A metric's value from the silo's Prometheus endpoint (empty when unreachable).
-metric() { curl -s --max-time 2 "$metrics" | awk -v name="$1" '$1 == name || index($1, name "{") == 1 { print $2; exit }'; }
+metric() { { curl -s --max-time 2 "$metrics" || true; } | awk -v name="$1" '$1 == name || index($1, name "{") == 1 { print $2; exit }'; }
 campaign_rush() {
-  dotnet "$load_dll" --scenario campaign-rush --target "http://127.0.0.1:$grpc_port" --rate "$rate" --duration "$duration" \
-    --warmup 2s --members "$members" --out "$data/$1" "${@:2}"
+  exec dotnet "$load_dll" --scenario campaign-rush --target "http://127.0.0.1:$grpc_port" --rate "$rate" --duration "$duration" \
+    --warmup 2s --members "$members" --out "$out/$1" "${@:2}"
 }
 
 echo "== run 1: campaign-rush at $rate/s, kill -9 of the silo after ${kill_after} s of load"
 run_silo
-campaign_rush run1 > "$data/run1.log" 2>&1 &
+campaign_rush run1 > "$out/run1.log" 2>&1 &
 load_pid=$!
 # Setup (members, campaign) first: count from the first acknowledged partner event.
 for _ in $(seq 1 600); do
@@ -82,7 +90,7 @@ echo "== restart; run 2: campaign-rush at $rate/s for $duration, delivery lag sa
 restart_started=$(date +%s.%N)
 run_silo
 serving=$(date +%s.%N)
-campaign_rush run2 > "$data/run2.log" 2>&1 &
+campaign_rush run2 > "$out/run2.log" 2>&1 &
 load_pid=$!
 max_lag=0 max_waiting=0 samples=0
 while kill -0 "$load_pid" 2>/dev/null; do
@@ -96,7 +104,8 @@ while kill -0 "$load_pid" 2>/dev/null; do
 done
 load_status=0
 wait "$load_pid" || load_status=$?
-grep -E "^(achieved|offered|correctness|  p50|  p99|errors)|campaign" "$data/run2.log" | head -12 || true
+# The load tool's summary of run 2 (its lines after the progress lines).
+grep -v -E "^[0-9]{2}:[0-9]{2}:[0-9]{2} " "$out/run2.log" | tail -25 || true
 
 drain_start=$(date +%s.%N)
 for _ in $(seq 1 600); do
@@ -104,7 +113,9 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 drained=$(awk -v a="$drain_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-delay_sum=$(metric loyalty_payouts_delivery_delay_milliseconds_sum); delay_count=$(metric loyalty_payouts_delivery_delay_milliseconds_count)
+curl -s --max-time 10 "$metrics" > "$out/metrics.txt" || true
+from_file() { awk -v name="$1" '$1 == name || index($1, name "{") == 1 { print $2; exit }' "$out/metrics.txt"; }
+delay_sum=$(from_file loyalty_payouts_delivery_delay_milliseconds_sum); delay_count=$(from_file loyalty_payouts_delivery_delay_milliseconds_count)
 mean_delay=$(awk -v s="${delay_sum:-0}" -v c="${delay_count:-0}" 'BEGIN { printf "%.0f", c > 0 ? s / c : 0 }')
 
 problems=$(sql "SELECT count(*) FROM loyalty.check_payouts()")
@@ -123,10 +134,10 @@ last_day=$(sql "SELECT coalesce(max(day), current_date)::text FROM loyalty.partn
 export LOYALTY_TOKEN
 LOYALTY_TOKEN=$(dotnet "$silo_dll" token --role admin --expires-in 1h 2>/dev/null)
 export_status=0
-LOYALTY_POSTGRES="$connection" dotnet "$silo_dll" export --from "$first_day" --to "$last_day" --out "$data/export" \
+LOYALTY_POSTGRES="$connection" dotnet "$silo_dll" export --from "$first_day" --to "$last_day" --out "$out/export" \
   --engine "http://127.0.0.1:$grpc_port" || export_status=$?
-engine_checks=$(grep -c '^get_payouts_net,' "$data/export/reconciliation.csv" || true)
-engine_differ=$(awk -F, '$1 == "get_payouts_net" && $8 != "0"' "$data/export/reconciliation.csv" | wc -l)
+engine_checks=$(grep -c '^get_payouts_net,' "$out/export/reconciliation.csv" || true)
+engine_differ=$(awk -F, '$1 == "get_payouts_net" && $8 != "0"' "$out/export/reconciliation.csv" | wc -l)
 
 echo "== settlement check"
 echo "load: campaign-rush at $rate/s (one arrival = authorize + capture), $members members, runs of $duration; silo restarted after kill -9 and serving $(awk -v a="$restart_started" -v b="$serving" 'BEGIN { printf "%.1f", b - a }') s later"
@@ -134,10 +145,10 @@ echo "delivery under load (run 2, $samples samples): lag at most ${max_lag} s, a
 echo "after the runs: outbox drained and lag 0 within ${drained} s; $waiting events waiting"
 echo "reconciliation: $partners partners, ledger partner events $ledger_events, applied $applied_events; loyalty.check_payouts() rows $problems;" \
   "export exit $export_status, GetPayouts checks $engine_checks with $engine_differ differing"
-[ "$load_status" -eq 0 ] || echo "note: the load tool's run 2 exited $load_status (see $data/run2.log)"
+[ "$load_status" -eq 0 ] || echo "note: the load tool's run 2 exited $load_status (see $out/run2.log)"
 if [ "$problems" -eq 0 ] && [ "$ledger_events" -eq "$applied_events" ] && [ "$waiting" -eq 0 ] && [ "$export_status" -eq 0 ] \
    && [ "$engine_checks" -gt 0 ] && [ "$engine_differ" -eq 0 ] && [ "$ledger_events" -gt 0 ]; then
   echo "settlement-check: PASS: every partner's payouts equal the ledger"
 else
-  echo "settlement-check: FAIL"; tail -30 "$data/silo.log"; exit 1
+  echo "settlement-check: FAIL"; tail -30 "$out/silo.log"; exit 1
 fi
