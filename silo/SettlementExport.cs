@@ -8,6 +8,8 @@ namespace LoyaltyGrains.Silo;
 /// `export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR` (PostgreSQL mode, LOYALTY_POSTGRES): per-partner payout statements
 /// and the programme's double-entry journal for the UTC days from..to (both included), as CSV, computed from the ledger
 /// (the truth) and reconciled against it and against the delivered payouts. Columns: docs/SETTLEMENT.md.
+/// With `--engine URL` (and a token with the admin role in LOYALTY_TOKEN), it also asks the running engine's
+/// Offers.GetPayouts for every partner and reconciles those figures too.
 /// Exit 0 when everything reconciles, 1 when something does not (the files are still written), 2 on bad arguments.
 /// </summary>
 public static class SettlementExport
@@ -31,7 +33,7 @@ public static class SettlementExport
             || !DateOnly.TryParseExact(Arg("--to") ?? "", "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var to)
             || to < from || Arg("--out") is not { Length: > 0 } outDir)
         {
-            await Console.Error.WriteLineAsync("usage: export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR   (UTC days, both included; reads LOYALTY_POSTGRES)");
+            await Console.Error.WriteLineAsync("usage: export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR [--engine URL]   (UTC days, both included; reads LOYALTY_POSTGRES, and LOYALTY_TOKEN with --engine)");
             return 2;
         }
         if (Environment.GetEnvironmentVariable("LOYALTY_POSTGRES") is not { Length: > 0 } postgres)
@@ -48,7 +50,8 @@ public static class SettlementExport
         var statements = await StatementsAsync(source, start, end);
         var payoutRows = await WritePayoutsAsync(outDir, statements);
         var (journalRows, liability) = await WriteJournalAsync(source, outDir, start, end);
-        var reconciliation = await ReconcileAsync(source, outDir, start, end, statements, liability, problems);
+        var engine = Arg("--engine") is { Length: > 0 } url ? await EnginePayoutsAsync(url, statements, start, end) : null;
+        var reconciliation = await ReconcileAsync(source, outDir, start, end, statements, liability, engine, problems);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"export {from:yyyy-MM-dd}..{to:yyyy-MM-dd}: {statements.Select(s => s.Partner).Distinct().Count()} partners, {payoutRows} payout lines, " +
             $"{journalRows} journal lines, {reconciliation} reconciliation checks, {problems.Count} not reconciled -> {outDir}"));
@@ -166,8 +169,30 @@ public static class SettlementExport
     /// reconciliation.csv: each day's journal movement of bonus_liability against the ledger's available deltas, and each
     /// partner-day's statement against the delivered payouts (undelivered events named, not counted as a difference).
     /// </summary>
+    /// <summary>What the engine's GetPayouts answers, per partner and day (net), and each partner's undelivered events.</summary>
+    private sealed record EnginePayouts(Dictionary<(string, DateOnly), long> Net, Dictionary<string, long> Undelivered);
+
+    private static async Task<EnginePayouts> EnginePayoutsAsync(string url, List<Statement> statements, DateTime start, DateTime end)
+    {
+        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(url);
+        var offers = new LoyaltyGrains.Gateway.V1.Offers.OffersClient(channel);
+        var headers = new Grpc.Core.Metadata();
+        if (Environment.GetEnvironmentVariable("LOYALTY_TOKEN") is { Length: > 0 } token) headers.Add("authorization", "Bearer " + token);
+        var result = new EnginePayouts([], new Dictionary<string, long>(StringComparer.Ordinal));
+        foreach (var partner in statements.Select(s => s.Partner).Distinct(StringComparer.Ordinal))
+        {
+            var statement = await offers.GetPayoutsAsync(new LoyaltyGrains.Gateway.V1.GetPayoutsRequest
+            {
+                PartnerId = partner, From = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(start), To = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(end),
+            }, headers, DateTime.UtcNow.AddSeconds(30));
+            foreach (var line in statement.Lines) result.Net[(partner, DateOnly.ParseExact(line.Day, "yyyy-MM-dd", CultureInfo.InvariantCulture))] = line.NetMinor;
+            result.Undelivered[partner] = statement.UndeliveredEvents;
+        }
+        return result;
+    }
+
     private static async Task<int> ReconcileAsync(NpgsqlDataSource source, string outDir, DateTime start, DateTime end, List<Statement> statements,
-        Dictionary<DateOnly, long> liability, List<string> problems)
+        Dictionary<DateOnly, long> liability, EnginePayouts? engine, List<string> problems)
     {
         var csv = new Csv(["check", "day", "partner_id", "expected_minor", "expected", "actual_minor", "actual", "difference_minor", "difference", "note"]);
         await using (var command = source.CreateCommand("""
@@ -217,6 +242,16 @@ public static class SettlementExport
             var waiting = undelivered.GetValueOrDefault(key);
             Check("partner_payouts_net", key.Item2, key.Item1, expected, delivered.GetValueOrDefault(key).Net,
                 waiting > 0 ? $"{waiting} events not yet delivered" : "ledger statement vs delivered payouts", lagOnly: waiting > 0);
+        }
+        if (engine is not null)
+        {
+            foreach (var key in statements.Select(s => (s.Partner, s.Day)).Union(engine.Net.Keys).Distinct().OrderBy(k => k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2))
+            {
+                var expected = statements.FirstOrDefault(s => s.Partner == key.Item1 && s.Day == key.Item2)?.Net ?? 0;
+                var waiting = engine.Undelivered.GetValueOrDefault(key.Item1);
+                Check("get_payouts_net", key.Item2, key.Item1, expected, engine.Net.GetValueOrDefault(key),
+                    waiting > 0 ? $"{waiting} events of the partner not yet delivered" : "ledger statement vs the engine's GetPayouts", lagOnly: waiting > 0);
+            }
         }
         await csv.WriteAsync(Path.Combine(outDir, "reconciliation.csv"));
         return csv.Rows;

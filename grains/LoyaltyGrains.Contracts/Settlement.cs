@@ -1,17 +1,12 @@
 namespace LoyaltyGrains.Contracts;
 
 /// <summary>
-/// A partner's settlement: the events of its ledger lines, applied once each, and its per-day payouts. Implemented by
-/// the partner grain (same key as <see cref="IPartnerGrain"/>), so one activation orders a partner's writes.
+/// A partner's settlement: its per-day payouts. Implemented by the partner grain (same key as <see cref="IPartnerGrain"/>),
+/// which also consumes the partner's event stream, so one activation orders a partner's writes.
 /// </summary>
 [Alias("lg.IPartnerSettlementGrain")]
 public interface IPartnerSettlementGrain : IGrainWithStringKey
 {
-    /// <summary>
-    /// Applies events to the partner's day totals and removes them from the outbox in one commit; events already
-    /// applied (a redelivery after a crash, or another silo's delivery) are skipped. Returns how many were new.
-    /// </summary>
-    [Alias("Apply")] Task<int> Apply(PartnerEvent[] events);
 
     /// <summary>Per-day totals for UTC days in [fromDay, toDay), days without events left out.</summary>
     [Alias("GetPayouts")] Task<PayoutReport> GetPayouts(DateTime fromDay, DateTime toDay);

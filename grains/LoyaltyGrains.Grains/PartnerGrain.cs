@@ -1,5 +1,7 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Grains.Settlement;
+using Orleans.Streams;
+using Orleans.Streams.Core;
 
 namespace LoyaltyGrains.Grains;
 
@@ -12,12 +14,15 @@ public sealed class PartnerGrainState
 
 /// <summary>
 /// A partner that funds offers and accepts bonuses as payment. Its settlement (day totals) lives in the settlement
-/// store, not in grain state: there it is committed together with the removal of the events it applied.
+/// store, not in grain state: there it is committed together with the removal of the events it applied. Its events
+/// arrive on its partner-event stream (implicit subscription; docs/SETTLEMENT.md), at least once: an apply counts only
+/// the events it removes from the outbox, so a redelivery counts nothing.
 /// </summary>
+[ImplicitStreamSubscription(PartnerStreams.Namespace)]
 public sealed class PartnerGrain(
     [PersistentState("partner", StorageNames.Loyalty)] IPersistentState<PartnerGrainState> state,
     IPartnerSettlementStore settlement,
-    TimeProvider clock) : Grain, IPartnerGrain, IPartnerSettlementGrain
+    TimeProvider clock) : Grain, IPartnerGrain, IPartnerSettlementGrain, IStreamSubscriptionObserver, IAsyncObserver<PartnerEvent[]>
 {
     /// <summary>
     /// The longest a ledger entry can take from its time stamp to its commit (commit wait plus a statement's timeout,
@@ -40,7 +45,18 @@ public sealed class PartnerGrain(
 
     public Task<PartnerInfo?> GetPartner() => Task.FromResult(state.State.Exists ? new PartnerInfo(PartnerId, state.State.Name) : null);
 
-    public Task<int> Apply(PartnerEvent[] events) => settlement.ApplyAsync(PartnerId, events, CancellationToken.None);
+    public Task OnSubscribed(IStreamSubscriptionHandleFactory handleFactory) => handleFactory.Create<PartnerEvent[]>().ResumeAsync(this);
+
+    /// <summary>A batch of this partner's events from its stream. Throws when the apply fails: the stream retries, then redelivers.</summary>
+    public async Task OnNextAsync(PartnerEvent[] events, StreamSequenceToken? token = null)
+    {
+        var applied = await settlement.ApplyAsync(PartnerId, events, CancellationToken.None);
+        PayoutDeliveryMetrics.RecordApplied(events, applied, clock.GetUtcNow().UtcDateTime);
+    }
+
+    public Task OnCompletedAsync() => Task.CompletedTask;
+
+    public Task OnErrorAsync(Exception ex) => Task.CompletedTask;
 
     public async Task<PayoutReport> GetPayouts(DateTime fromDay, DateTime toDay)
     {

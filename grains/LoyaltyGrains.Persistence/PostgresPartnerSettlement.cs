@@ -13,17 +13,20 @@ public sealed class PostgresPartnerSettlement(string connectionString) : IPartne
 {
     private readonly NpgsqlDataSource _source = NpgsqlDataSource.Create(PostgresHosting.Tune(connectionString));
 
-    public async Task<IReadOnlyList<PartnerEvent>> ReadUndeliveredAsync(int max, IReadOnlyCollection<string> skipPartners, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<PartnerEvent>> ReadUndeliveredAsync(int max, int queue, int queueCount, IReadOnlyCollection<long> skipEvents, CancellationToken cancellationToken)
     {
-        await using var command = _source.CreateCommand("""
+        await using var command = _source.CreateCommand($"""
             SELECT event_id, partner_id, recorded_at, accrued_minor, clawed_back_minor, redeemed_minor
               FROM loyalty.partner_outbox
-             WHERE partner_id <> ALL($2)
+             WHERE {PartnerStreams.QueueOfSql("partner_id", "$3")} = $2
+               AND event_id <> ALL($4)
              ORDER BY event_id
              LIMIT $1
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = max });
-        command.Parameters.Add(new NpgsqlParameter { Value = skipPartners.ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = queue });
+        command.Parameters.Add(new NpgsqlParameter { Value = queueCount });
+        command.Parameters.Add(new NpgsqlParameter { Value = skipEvents.ToArray() });
         var events = new List<PartnerEvent>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))

@@ -8,8 +8,11 @@ namespace LoyaltyGrains.Grains.Settlement;
 /// </summary>
 public interface IPartnerSettlementStore
 {
-    /// <summary>The oldest undelivered events (by event id), leaving out the partners named.</summary>
-    Task<IReadOnlyList<PartnerEvent>> ReadUndeliveredAsync(int max, IReadOnlyCollection<string> skipPartners, CancellationToken cancellationToken);
+    /// <summary>
+    /// The oldest undelivered events (by event id) of the partners in queue <paramref name="queue"/> of
+    /// <paramref name="queueCount"/> (<see cref="PartnerStreams.QueueOf"/>), leaving out the events named (on their way).
+    /// </summary>
+    Task<IReadOnlyList<PartnerEvent>> ReadUndeliveredAsync(int max, int queue, int queueCount, IReadOnlyCollection<long> skipEvents, CancellationToken cancellationToken);
 
     /// <summary>
     /// In one commit: removes those of the events still in the outbox and adds their amounts (as stored, not as sent) to

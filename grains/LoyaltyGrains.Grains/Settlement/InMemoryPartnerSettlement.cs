@@ -33,11 +33,12 @@ public sealed class InMemoryPartnerSettlement : IPartnerSettlementStore
         }
     }
 
-    public Task<IReadOnlyList<PartnerEvent>> ReadUndeliveredAsync(int max, IReadOnlyCollection<string> skipPartners, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<PartnerEvent>> ReadUndeliveredAsync(int max, int queue, int queueCount, IReadOnlyCollection<long> skipEvents, CancellationToken cancellationToken)
     {
         lock (_gate)
         {
-            IReadOnlyList<PartnerEvent> events = [.. _outbox.Values.Where(e => !skipPartners.Contains(e.PartnerId)).Take(max)];
+            IReadOnlyList<PartnerEvent> events = [.. _outbox.Values
+                .Where(e => !skipEvents.Contains(e.EventId) && PartnerStreams.QueueOf(e.PartnerId, queueCount) == queue).Take(max)];
             return Task.FromResult(events);
         }
     }

@@ -94,6 +94,8 @@ public sealed class SettlementCrashTests(ITestOutputHelper output)
                 (lag, undelivered) = await LagAsync(http, ports.Metrics);
             }
 
+            // What the restarted silo drained arrived on the partner-event stream: its partner grains counted it.
+            var appliedFromStream = await AppliedFromStreamAsync(http, ports.Metrics);
             var violations = await PayoutChecks.ViolationsAsync(database.ConnectionString);
             var ledgerEvents = await ScalarAsync(database.ConnectionString, "SELECT coalesce(sum(events), 0)::bigint FROM loyalty.partner_ledger_lines('-infinity', 'infinity')");
             var appliedEvents = await ScalarAsync(database.ConnectionString, "SELECT coalesce(sum(events), 0)::bigint FROM loyalty.partner_payouts");
@@ -118,7 +120,8 @@ public sealed class SettlementCrashTests(ITestOutputHelper output)
                 }
                 summary.Add($"{partner} accrued {totals.AccruedMinor}, clawed back {totals.ClawedBackMinor}, redeemed {totals.RedeemedMinor}, net {totals.NetMinor}");
             }
-            Record($"after restart: outbox drained {drained.TotalSeconds:0.0} s after serving, exported lag {lag} s with {undelivered} undelivered; " +
+            Record($"after restart: outbox drained {drained.TotalSeconds:0.0} s after serving, exported lag {lag} s with {undelivered} undelivered, " +
+                $"{appliedFromStream} events applied from the partner-event stream by the restarted silo; " +
                 $"ledger partner events {ledgerEvents}, applied {appliedEvents} (doubled {appliedEvents - ledgerEvents}); " +
                 $"loyalty.check_payouts() rows {violations.Count}, GetPayouts mismatches {mismatches}, loyalty.check_ledger() violations {ledgerViolations.Count}; " +
                 string.Join("; ", summary));
@@ -129,6 +132,7 @@ public sealed class SettlementCrashTests(ITestOutputHelper output)
             Assert.Equal(0, mismatches);
             Assert.Equal((0.0, 0L), (lag, undelivered));
             Assert.True(ledgerEvents > Workers * 4, $"too few partner events: {ledgerEvents}");
+            if (second.WaitingAfterKill > 0) Assert.True(appliedFromStream > 0, "the restarted silo applied nothing from the stream, yet events waited");
         }
     }
 
@@ -253,6 +257,17 @@ public sealed class SettlementCrashTests(ITestOutputHelper output)
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
         return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Partner events the silo's partner grains applied from their stream (its Prometheus counter; -1 when unreadable).</summary>
+    private static async Task<long> AppliedFromStreamAsync(HttpClient http, int metricsPort)
+    {
+        var text = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
+        var line = text.Split('\n').FirstOrDefault(l => l.StartsWith("loyalty_payouts_events_applied", StringComparison.Ordinal));
+        if (line is null) return -1;
+        var labelsEnd = line.LastIndexOf('}');
+        var value = (labelsEnd >= 0 ? line[(labelsEnd + 1)..] : line[(line.IndexOf(' ', StringComparison.Ordinal) + 1)..]).Trim().Split(' ')[0];
+        return (long)double.Parse(value, CultureInfo.InvariantCulture);
     }
 
     /// <summary>The silo's exported delivery lag (seconds) and undelivered events, from its Prometheus endpoint.</summary>

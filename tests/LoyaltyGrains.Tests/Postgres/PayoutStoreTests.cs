@@ -49,7 +49,7 @@ public sealed class PayoutStoreTests : IAsyncLifetime
         await _ledger.AppendAsync([Entry(5, EntryKind.RedeemRefund, Day1.AddMinutes(4), new AccrualLine("redeem", 100, 0, "p1"))]);
         await _ledger.AppendAsync([Entry(6, EntryKind.ForcePost, Day1, new AccrualLine("base", 100))]); // bank-funded only
 
-        var events = await _store.ReadUndeliveredAsync(100, [], default);
+        var events = await _store.ReadUndeliveredAsync(100, 0, 1, [], default);
         Assert.Equal(5, events.Count); // capture (p1, p2), refund, redeem, redeem refund
         Assert.Equal((5L, (DateTime?)Day1.UtcDateTime), await _store.UndeliveredAsync(null, default));
         var lag = await ProblemsAsync();
@@ -95,7 +95,7 @@ public sealed class PayoutStoreTests : IAsyncLifetime
             Entry(6, EntryKind.ExpireLots, Day1.AddMinutes(5), new AccrualLine("expiry", -7)),
             Entry(7, EntryKind.ForcePost, Day1.AddDays(3), new AccrualLine("base", 100)), // outside the exported days
         ]);
-        var events = await _store.ReadUndeliveredAsync(100, [], default);
+        var events = await _store.ReadUndeliveredAsync(100, 0, 1, [], default);
         await _store.ApplyAsync("p,1", events, default);
         var outDir = Path.Combine(Path.GetTempPath(), "export-" + Guid.NewGuid().ToString("N"));
         try
