@@ -11,7 +11,7 @@ namespace LoyaltyGrains.Tests.Analytics;
 /// </summary>
 public sealed class StatsTests(ITestOutputHelper output)
 {
-    private static DateTimeOffset At(int month, int day, int hour = 12) => new(month >= 11 ? 2026 : 2027, month, day, hour, 0, 0, TimeSpan.Zero);
+    internal static DateTimeOffset At(int month, int day, int hour = 12) => new(month >= 11 ? 2026 : 2027, month, day, hour, 0, 0, TimeSpan.Zero);
 
     private static readonly CampaignRule FuelBonus = new()
     {
@@ -25,7 +25,7 @@ public sealed class StatsTests(ITestOutputHelper output)
     /// redeems 5.00. B: enrolled 6 Nov; 300.00 of fuel in November, 3.00 base + 6.00 from the partner campaign. C:
     /// enrolled 3 Dec; 800.00 at a supermarket (8.00), half refunded (-4.00).
     /// </summary>
-    private static async Task<EngineLedger> HandLedgerAsync()
+    internal static async Task<EngineLedger> HandLedgerAsync()
     {
         var engine = await EngineLedger.CreateAsync("stats_hand", ProgramConfig.Default);
         engine.Enroll("A", At(11, 5));
