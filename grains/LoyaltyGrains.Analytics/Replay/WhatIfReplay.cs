@@ -66,11 +66,18 @@ public static class WhatIfReplay
         var errors = request.Validate(catalogue);
         if (errors.Count > 0) throw new ArgumentException(string.Join("; ", errors), nameof(request));
         var (replayStart, firstMonth) = request.ReplayStart();
+        // The stream is read with the synchronous API on a pool thread: one reader, no awaits per field (measurably faster).
+        return await Task.Run(() => Stream(source, request, catalogue, replayStart, firstMonth, progress, cancellationToken), cancellationToken);
+    }
+
+    private static WhatIfResult Stream(NpgsqlDataSource source, WhatIfRequest request, MccCatalogue catalogue, DateTimeOffset replayStart, int firstMonth,
+        IProgress<long>? progress, CancellationToken cancellationToken)
+    {
         var stopwatch = Stopwatch.StartNew();
         using var process = Process.GetCurrentProcess();
         long peakWorkingSet = 0;
-
-        await using var connection = await source.OpenConnectionAsync(cancellationToken);
+        using var connection = source.OpenConnection();
+        using var cancel = cancellationToken.Register(() => connection.Close());
         // COPY takes no parameters: the bounds are formatted here from DateTimeOffset values (no caller text reaches the SQL).
         var sql = string.Create(CultureInfo.InvariantCulture, $"""
             COPY (
@@ -86,29 +93,29 @@ public static class WhatIfReplay
             """);
         var totals = new WhatIfTotals(request.TopMembers);
         long rows = 0, members = 0;
-        await using (var export = await connection.BeginBinaryExportAsync(sql, cancellationToken))
+        using (var export = connection.BeginBinaryExport(sql))
         {
             MemberReplay? member = null;
             string? memberId = null;
-            while (await export.StartRowAsync(cancellationToken) != -1)
+            while (export.StartRow() != -1)
             {
                 var row = new ReplayRow
                 {
-                    MemberId = await export.ReadAsync<string>(NpgsqlDbType.Text, cancellationToken),
-                    Sequence = await export.ReadAsync<long>(NpgsqlDbType.Bigint, cancellationToken),
-                    Kind = (EntryKind)await export.ReadAsync<short>(NpgsqlDbType.Smallint, cancellationToken),
-                    PurchaseId = await export.ReadAsync<string>(NpgsqlDbType.Text, cancellationToken),
-                    AmountMinor = await export.ReadAsync<long>(NpgsqlDbType.Bigint, cancellationToken),
-                    AvailableDeltaMinor = await export.ReadAsync<long>(NpgsqlDbType.Bigint, cancellationToken),
-                    Breakdown = await export.ReadAsync<string>(NpgsqlDbType.Text, cancellationToken),
-                    Mcc = await export.ReadAsync<int>(NpgsqlDbType.Integer, cancellationToken),
-                    Category = await export.ReadAsync<string>(NpgsqlDbType.Text, cancellationToken),
-                    MerchantId = await export.ReadAsync<string>(NpgsqlDbType.Text, cancellationToken),
-                    OccurredAt = await export.ReadAsync<DateTimeOffset>(NpgsqlDbType.TimestampTz, cancellationToken),
-                    RecordedAt = await export.ReadAsync<DateTimeOffset>(NpgsqlDbType.TimestampTz, cancellationToken),
-                    PurchaseMonth = await export.ReadAsync<int>(NpgsqlDbType.Integer, cancellationToken),
-                    SpendDeltaMinor = await export.ReadAsync<long>(NpgsqlDbType.Bigint, cancellationToken),
-                    Detail = await export.ReadAsync<string>(NpgsqlDbType.Text, cancellationToken),
+                    MemberId = export.Read<string>(NpgsqlDbType.Text),
+                    Sequence = export.Read<long>(NpgsqlDbType.Bigint),
+                    Kind = (EntryKind)export.Read<short>(NpgsqlDbType.Smallint),
+                    PurchaseId = export.Read<string>(NpgsqlDbType.Text),
+                    AmountMinor = export.Read<long>(NpgsqlDbType.Bigint),
+                    AvailableDeltaMinor = export.Read<long>(NpgsqlDbType.Bigint),
+                    Breakdown = export.Read<string>(NpgsqlDbType.Text),
+                    Mcc = export.Read<int>(NpgsqlDbType.Integer),
+                    Category = export.Read<string>(NpgsqlDbType.Text),
+                    MerchantId = export.Read<string>(NpgsqlDbType.Text),
+                    OccurredAt = export.Read<DateTimeOffset>(NpgsqlDbType.TimestampTz),
+                    RecordedAt = export.Read<DateTimeOffset>(NpgsqlDbType.TimestampTz),
+                    PurchaseMonth = export.Read<int>(NpgsqlDbType.Integer),
+                    SpendDeltaMinor = export.Read<long>(NpgsqlDbType.Bigint),
+                    Detail = export.Read<string>(NpgsqlDbType.Text),
                 };
                 if (!string.Equals(row.MemberId, memberId, StringComparison.Ordinal))
                 {
@@ -121,6 +128,7 @@ public static class WhatIfReplay
                 if (replayed is { } accrual && row.RecordedAt >= request.From) totals.Add(accrual);
                 if (++rows % 1_000_000 == 0)
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     progress?.Report(rows);
                     peakWorkingSet = Math.Max(peakWorkingSet, WorkingSet(process));
                 }
