@@ -31,6 +31,9 @@ public static class StatsQuery
         var errors = request.Validate();
         if (errors.Count > 0) throw new ArgumentException(string.Join("; ", errors), nameof(request));
         await using var connection = await source.OpenConnectionAsync(cancellationToken);
+        // One snapshot for every query of the run, so the figures and their breakdowns add up while the engine writes.
+        await using var snapshot = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken);
+        await using (var readOnly = new NpgsqlCommand("SET TRANSACTION READ ONLY", connection)) await readOnly.ExecuteNonQueryAsync(cancellationToken);
 
         // Active members, purchases, repeat members, captured amount, net spend and cashback of the filtered purchases.
         var (active, purchases, repeat, captured, netSpend, cashback) = await SingleAsync(connection, request, Purchases + """
