@@ -38,6 +38,7 @@ public static class GatewayExtensions
     public static readonly string[] ServiceNames =
     [
         "", V1.Processing.Descriptor.FullName, V1.Balances.Descriptor.FullName, V1.Offers.Descriptor.FullName, V1.Admin.Descriptor.FullName,
+        V1.Analytics.Descriptor.FullName,
     ];
 
     public static IEndpointRouteBuilder MapLoyaltyGateway(this IEndpointRouteBuilder endpoints)
@@ -46,6 +47,7 @@ public static class GatewayExtensions
         endpoints.MapGrpcService<BalancesService>().RequireLoyaltyAccess();
         endpoints.MapGrpcService<AdminService>().RequireLoyaltyAccess();
         endpoints.MapGrpcService<OffersService>().RequireLoyaltyAccess();
+        endpoints.MapGrpcService<AnalyticsService>().RequireLoyaltyAccess();
         endpoints.MapGrpcHealthChecksService().AllowAnonymous();
         if (AuthSetup.ReflectionEnabled(endpoints)) endpoints.MapGrpcReflectionService().AllowAnonymous();
         endpoints.UseLoyaltyRateLimits();

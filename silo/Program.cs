@@ -8,6 +8,8 @@ using OpenTelemetry.Metrics;
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "export") return await SettlementExport.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "token") return TokenCommand.Run(args[1..]);
+if (args.Length > 0 && args[0] == "stats") return await AnalyticsCommands.StatsAsync(args[1..]);
+if (args.Length > 0 && args[0] == "whatif") return await AnalyticsCommands.WhatIfAsync(args[1..]);
 
 // Content root is the app's own folder, so appsettings.json is found whatever the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
@@ -51,6 +53,7 @@ if (settings.PostgresConnectionString is { } postgres)
         silo.ConfigureEndpoints(settings.AdvertisedAddress, settings.SiloPort, settings.SiloGatewayPort, listenOnAnyHostAddress: false);
         silo.UseLoyaltyPostgres(postgres, PostgresLedgerOptions.From(builder.Configuration) with { CommitTimeout = settings.CommitTimeout });
     });
+    builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(postgres));
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>(DatabaseHealthCheck.Name).AddCheck<SiloActiveHealthCheck>(SiloActiveHealthCheck.Name);
 }
 else

@@ -12,7 +12,7 @@ public static class TokenCommand
 {
     public const string Usage = """
         usage: token --role ROLE[,ROLE] [--role ROLE] [--member ID] [--partner ID] [--subject NAME] [--expires-in 1h]
-          roles: processor, app (needs --member: the token speaks for that member), partner (needs --partner), admin
+          roles: processor, app (needs --member: the token speaks for that member), partner (needs --partner), admin, analyst (Analytics only)
           --subject   who the audit log names (default: the member, else partner:<id>, else your user name)
           --expires-in  30s, 15m, 1h, 7d                                                        [1h]
         The key: LOYALTY_AUTH_SIGNING_KEY, Loyalty:Auth:SigningKey, else the development key the engine uses.

@@ -61,6 +61,7 @@ public sealed class CallerAccessInterceptor(IGrainFactory grains, CardRoutes rou
     {
         if (caller.Has(Roles.Admin) && rule.Roles.HasFlag(Roles.Admin)) return;
         if (caller.Has(Roles.Processor) && rule.Roles.HasFlag(Roles.Processor)) return;
+        if (caller.Has(Roles.Analyst) && rule.Roles.HasFlag(Roles.Analyst)) return;
         if (caller.Has(Roles.App) && rule.Roles.HasFlag(Roles.App) && await AppMayAsync(caller.MemberId, request)) return;
         if (caller.Has(Roles.Partner) && rule.Roles.HasFlag(Roles.Partner) && PartnerMay(caller.PartnerId, request)) return;
         throw new RpcException(new Status(StatusCode.PermissionDenied, Refusal(caller, rule.Method)));

@@ -11,6 +11,8 @@ public enum Roles
     App = 2,
     Partner = 4,
     Admin = 8,
+    /// <summary>Reads programme analytics (Analytics service) and nothing else.</summary>
+    Analyst = 16,
 }
 
 /// <summary>Token claim names and role values.</summary>
@@ -25,6 +27,7 @@ public static class LoyaltyClaims
     public const string App = "app";
     public const string Partner = "partner";
     public const string Admin = "admin";
+    public const string Analyst = "analyst";
 
     public static Roles Parse(string role) => role switch
     {
@@ -32,6 +35,7 @@ public static class LoyaltyClaims
         App => Roles.App,
         Partner => Roles.Partner,
         Admin => Roles.Admin,
+        Analyst => Roles.Analyst,
         _ => Roles.None,
     };
 
@@ -43,6 +47,7 @@ public static class LoyaltyClaims
         if (roles.HasFlag(Roles.App)) yield return App;
         if (roles.HasFlag(Roles.Partner)) yield return Partner;
         if (roles.HasFlag(Roles.Admin)) yield return Admin;
+        if (roles.HasFlag(Roles.Analyst)) yield return Analyst;
     }
 }
 
@@ -126,6 +131,8 @@ public static class RpcAccess
         new("/loyalty.v1.Admin/SetProgram", Roles.Admin, RateClass.Admin, true),
         new("/loyalty.v1.Admin/UpsertCampaign", Roles.Admin, RateClass.Admin, true),
         new("/loyalty.v1.Admin/UpsertPartner", Roles.Admin, RateClass.Admin, true),
+        new("/loyalty.v1.Analytics/GetProgramStats", Roles.Admin | Roles.Analyst, RateClass.Admin, true),
+        new("/loyalty.v1.Analytics/ReplayProgram", Roles.Admin | Roles.Analyst, RateClass.Admin, true),
     }.ToFrozenDictionary(r => r.Method, StringComparer.Ordinal);
 
     /// <summary>

@@ -1,0 +1,279 @@
+using LoyaltyGrains.Domain;
+
+namespace LoyaltyGrains.Analytics.Replay;
+
+/// <summary>The fields of one ledger row the replay reads (docs/DATA.md); Breakdown only when it names a campaign.</summary>
+public sealed record ReplayRow
+{
+    public required string MemberId { get; init; }
+    public long Sequence { get; init; }
+    public EntryKind Kind { get; init; }
+    public string PurchaseId { get; init; } = "";
+    public long AmountMinor { get; init; }
+    public long AvailableDeltaMinor { get; init; }
+    public string Breakdown { get; init; } = "";
+    public int Mcc { get; init; }
+    public string Category { get; init; } = "";
+    public string MerchantId { get; init; } = "";
+    public DateTimeOffset OccurredAt { get; init; }
+    public DateTimeOffset RecordedAt { get; init; }
+    public int PurchaseMonth { get; init; }
+    public long SpendDeltaMinor { get; init; }
+    public string Detail { get; init; } = "";
+}
+
+/// <summary>What one accrual row (capture, force post, refund) earned under the candidate, next to what it earned.</summary>
+public readonly record struct ReplayedAccrual(ReplayRow Row, string ActualTier, string CandidateTier, long ActualMinor, long CandidateMinor,
+    AccrualLine[] CandidateLines, bool Carried);
+
+/// <summary>
+/// One member's purchases replayed through a candidate programme, row by row in sequence order, with the domain's own
+/// calculator (<see cref="AccrualCalculator"/>): the same steps MemberAccount takes to price an authorization, to
+/// scale it on reversal, release it on expiry, price the capture against what the authorization reserved of the
+/// month's category cap, and claw back on refund — but on the candidate's figures, and keeping only what pricing
+/// needs. What stays as it was: the purchases, the chosen categories, the campaign bonuses granted (budgets and
+/// first-N slots were spent then; the candidate's maximum accrual rate still trims them), the programme calendar
+/// (purchase months) and which messages were accepted. Memory is this member's open and captured purchases of the
+/// stream and its months; the caller starts a new instance per member.
+/// </summary>
+public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue, int firstCompleteMonth)
+{
+    private sealed class Purchase
+    {
+        public int Mcc;
+        public string MerchantId = "";
+        public DateTimeOffset OccurredAt;
+        public int Month;
+        public bool Captured;
+        public long AuthorizedMinor;
+        public long RemainingAuthorizedMinor;
+        public AccrualLine[] AuthorizedLines = [];
+        public AccrualLine[] PendingLines = [];
+        public long CategoryReservedMinor;
+        public long CapturedMinor;
+        public AccrualLine[] CapturedLines = [];
+        public long RefundedMinor;
+        public AccrualLine[] ClawedLines = [];
+    }
+
+    private sealed class Month
+    {
+        public string ActualTierId = "";
+        public string CandidateTierId = "";
+        public string[] Chosen = [];
+        public long CategoryCapUsedMinor;
+        public long CapturedSpendMinor;
+    }
+
+    private readonly Dictionary<string, Purchase> _purchases = new(StringComparer.Ordinal);
+    private readonly Dictionary<int, Month> _months = [];
+    private bool _premium;
+
+    /// <summary>Tier months whose candidate tier differs from the tier the member had.</summary>
+    public int TierMonthsChanged { get; private set; }
+
+    /// <summary>
+    /// Applies one row. Returns the replayed accrual for a capture, force post or refund (Carried when the purchase began
+    /// before the replay's first row, so the candidate cannot price it: it counts at its actual figure); null otherwise.
+    /// </summary>
+    public ReplayedAccrual? Apply(ReplayRow row)
+    {
+        if (row.PurchaseMonth != 0 && row.SpendDeltaMinor != 0) MonthOf(row.PurchaseMonth).CapturedSpendMinor += row.SpendDeltaMinor;
+        switch (row.Kind)
+        {
+            case EntryKind.Enroll: Enroll(row); return null;
+            case EntryKind.TierAssigned: AssignTier(row); return null;
+            case EntryKind.ChooseCategories: MonthOf(row.PurchaseMonth).Chosen = row.Detail.Length == 0 ? [] : row.Detail.Split(','); return null;
+            case EntryKind.Authorize: Authorize(row); return null;
+            case EntryKind.Reverse or EntryKind.ReverseApplied: Reverse(row); return null;
+            case EntryKind.ExpirePending: ExpirePending(row); return null;
+            case EntryKind.Capture: return Capture(row);
+            case EntryKind.ForcePost: return ForcePost(row);
+            case EntryKind.Refund: return Refund(row);
+            default: return null;
+        }
+    }
+
+    private void Enroll(ReplayRow row)
+    {
+        var parts = row.Detail.Split('|');
+        _premium = parts.Length > 1 && parts[1] == "premium";
+        if (row.PurchaseMonth == 0) return;
+        var month = MonthOf(row.PurchaseMonth);
+        month.ActualTierId = parts[0];
+        month.CandidateTierId = parts[0];
+    }
+
+    /// <summary>
+    /// Rule "tier" on the candidate: the month's tier from the previous month's captured spend, frozen on the month's
+    /// first event as the engine did. A month whose previous month lies before the replay's first row keeps the tier it
+    /// had (when the candidate has it): its spend is not in the stream.
+    /// </summary>
+    private void AssignTier(ReplayRow row)
+    {
+        var month = MonthOf(row.PurchaseMonth);
+        month.ActualTierId = row.Detail;
+        if (month.CandidateTierId.Length > 0) return;
+        var previous = new MonthKey(row.PurchaseMonth).Previous().Value;
+        month.CandidateTierId = previous < firstCompleteMonth && candidate.FindTier(row.Detail) is { } kept
+            ? kept.TierId
+            : TierFor(row.PurchaseMonth).TierId;
+        if (month.CandidateTierId != month.ActualTierId) TierMonthsChanged++;
+    }
+
+    private TierRule TierFor(int monthValue)
+    {
+        if (_months.TryGetValue(monthValue, out var month) && month.CandidateTierId.Length > 0 && candidate.FindTier(month.CandidateTierId) is { } frozen)
+        {
+            return frozen;
+        }
+        var previousSpend = _months.TryGetValue(new MonthKey(monthValue).Previous().Value, out var previous) ? previous.CapturedSpendMinor : 0;
+        return candidate.TierForSpend(previousSpend, _premium);
+    }
+
+    private MemberFacts Facts(int monthValue, long reservedMinor)
+    {
+        var month = _months.GetValueOrDefault(monthValue);
+        return new MemberFacts(TierFor(monthValue), _premium, month?.Chosen ?? [], (month?.CategoryCapUsedMinor ?? 0) - reservedMinor);
+    }
+
+    private Accrual Price(long amountMinor, int mcc, string merchantId, DateTimeOffset occurredAt, int monthValue, long reservedMinor,
+        IReadOnlyList<CampaignGrant> grants) =>
+        AccrualCalculator.Compute(candidate, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, occurredAt), Facts(monthValue, reservedMinor), grants);
+
+    private void Authorize(ReplayRow row)
+    {
+        var accrual = Price(row.AmountMinor, row.Mcc, row.MerchantId, row.OccurredAt, row.PurchaseMonth, 0, GrantsAsTheyWere(row));
+        _purchases[row.PurchaseId] = new Purchase
+        {
+            Mcc = row.Mcc, MerchantId = row.MerchantId, OccurredAt = row.OccurredAt, Month = row.PurchaseMonth,
+            AuthorizedMinor = row.AmountMinor, RemainingAuthorizedMinor = row.AmountMinor, AuthorizedLines = accrual.Lines,
+            PendingLines = accrual.Lines, CategoryReservedMinor = accrual.CategoryCapConsumedMinor,
+        };
+        MonthOf(row.PurchaseMonth).CategoryCapUsedMinor += accrual.CategoryCapConsumedMinor;
+    }
+
+    /// <summary>A reversal (or a parked one applied) keeps the authorized lines' share of what remains authorized.</summary>
+    private void Reverse(ReplayRow row)
+    {
+        if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured || purchase.AuthorizedMinor <= 0) return;
+        var remainingAfter = purchase.RemainingAuthorizedMinor - row.AmountMinor;
+        var pendingAfter = AccrualCalculator.Scale(purchase.AuthorizedLines, remainingAfter, purchase.AuthorizedMinor);
+        var capDelta = AccrualCalculator.CategorySum(pendingAfter) - purchase.CategoryReservedMinor;
+        purchase.PendingLines = pendingAfter;
+        purchase.CategoryReservedMinor += capDelta;
+        purchase.RemainingAuthorizedMinor = remainingAfter;
+        MonthOf(purchase.Month).CategoryCapUsedMinor += capDelta;
+        if (remainingAfter == 0) _purchases.Remove(row.PurchaseId);
+    }
+
+    /// <summary>An authorization past the hold releases its pending lines and its reservation of the cap; it may still be captured.</summary>
+    private void ExpirePending(ReplayRow row)
+    {
+        if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured) return;
+        MonthOf(purchase.Month).CategoryCapUsedMinor -= purchase.CategoryReservedMinor;
+        purchase.CategoryReservedMinor = 0;
+        purchase.PendingLines = AccrualCalculator.Scale(purchase.PendingLines, 0, 1);
+        purchase.RemainingAuthorizedMinor = 0;
+    }
+
+    private ReplayedAccrual Capture(ReplayRow row)
+    {
+        if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured) return Carried(row);
+        var accrual = Price(row.AmountMinor, purchase.Mcc, purchase.MerchantId, purchase.OccurredAt, purchase.Month, purchase.CategoryReservedMinor,
+            CapturedCampaignGrants(purchase, row.AmountMinor));
+        var capDelta = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor;
+        MonthOf(purchase.Month).CategoryCapUsedMinor += capDelta;
+        purchase.Captured = true;
+        purchase.CategoryReservedMinor += capDelta;
+        purchase.CapturedMinor = row.AmountMinor;
+        purchase.CapturedLines = accrual.Lines;
+        purchase.ClawedLines = AccrualCalculator.Scale(accrual.Lines, 0, 1);
+        purchase.AuthorizedLines = [];
+        purchase.PendingLines = [];
+        purchase.RemainingAuthorizedMinor = 0;
+        return Replayed(row, purchase.Month, accrual.TotalMinor, accrual.Lines);
+    }
+
+    private ReplayedAccrual ForcePost(ReplayRow row)
+    {
+        var accrual = Price(row.AmountMinor, row.Mcc, row.MerchantId, row.OccurredAt, row.PurchaseMonth, 0, GrantsAsTheyWere(row));
+        MonthOf(row.PurchaseMonth).CategoryCapUsedMinor += accrual.CategoryCapConsumedMinor;
+        _purchases[row.PurchaseId] = new Purchase
+        {
+            Mcc = row.Mcc, MerchantId = row.MerchantId, OccurredAt = row.OccurredAt, Month = row.PurchaseMonth, Captured = true,
+            CapturedMinor = row.AmountMinor, CapturedLines = accrual.Lines, ClawedLines = AccrualCalculator.Scale(accrual.Lines, 0, 1),
+            CategoryReservedMinor = accrual.CategoryCapConsumedMinor,
+        };
+        return Replayed(row, row.PurchaseMonth, accrual.TotalMinor, accrual.Lines);
+    }
+
+    /// <summary>Proportional clawback, cumulative, exactly as the engine claws back: refunds adding up to the capture take back all of it.</summary>
+    private ReplayedAccrual Refund(ReplayRow row)
+    {
+        if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || !purchase.Captured || purchase.CapturedMinor <= 0) return Carried(row);
+        var refundedAfter = purchase.RefundedMinor + row.AmountMinor;
+        var clawedAfter = AccrualCalculator.Scale(purchase.CapturedLines, refundedAfter, purchase.CapturedMinor);
+        var clawDelta = AccrualCalculator.Difference(clawedAfter, purchase.ClawedLines);
+        MonthOf(purchase.Month).CategoryCapUsedMinor -= AccrualCalculator.CategorySum(clawDelta);
+        purchase.RefundedMinor = refundedAfter;
+        purchase.ClawedLines = clawedAfter;
+        var negated = new AccrualLine[clawDelta.Length];
+        for (var i = 0; i < clawDelta.Length; i++) negated[i] = clawDelta[i] with { AmountMinor = -clawDelta[i].AmountMinor };
+        var result = Replayed(row, purchase.Month, -AccrualCalculator.Sum(clawDelta), negated);
+        if (refundedAfter == purchase.CapturedMinor) _purchases.Remove(row.PurchaseId);
+        return result;
+    }
+
+    private ReplayedAccrual Replayed(ReplayRow row, int monthValue, long candidateMinor, AccrualLine[] lines)
+    {
+        var month = _months.GetValueOrDefault(monthValue);
+        return new ReplayedAccrual(row, month?.ActualTierId ?? "", TierFor(monthValue).TierId, row.AvailableDeltaMinor, candidateMinor, lines, Carried: false);
+    }
+
+    private ReplayedAccrual Carried(ReplayRow row)
+    {
+        var tier = _months.GetValueOrDefault(row.PurchaseMonth)?.ActualTierId ?? "";
+        return new ReplayedAccrual(row, tier, tier, row.AvailableDeltaMinor, row.AvailableDeltaMinor, [], Carried: true);
+    }
+
+    /// <summary>At capture, campaign bonuses follow the captured share of what is still authorized (as the engine does).</summary>
+    private static CampaignGrant[] CapturedCampaignGrants(Purchase purchase, long capturedMinor)
+    {
+        if (purchase.RemainingAuthorizedMinor == 0) return [];
+        var share = Math.Min(capturedMinor, purchase.RemainingAuthorizedMinor);
+        List<CampaignGrant>? grants = null;
+        foreach (var line in purchase.PendingLines)
+        {
+            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
+            var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
+            (grants ??= []).Add(new CampaignGrant(campaign, Money.Proportion(line.AmountMinor, share, purchase.RemainingAuthorizedMinor)));
+        }
+        return grants is null ? [] : [.. grants];
+    }
+
+    /// <summary>The campaign bonuses the row was granted, in their order, handed to the calculator as grants.</summary>
+    private static CampaignGrant[] GrantsAsTheyWere(ReplayRow row)
+    {
+        if (row.Breakdown.Length == 0) return [];
+        List<CampaignGrant>? grants = null;
+        foreach (var line in BreakdownJson.Decode(row.Breakdown))
+        {
+            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
+            var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
+            (grants ??= []).Add(new CampaignGrant(campaign, line.AmountMinor));
+        }
+        return grants is null ? [] : [.. grants];
+    }
+
+    private Month MonthOf(int value) => _months.TryGetValue(value, out var month) ? month : _months[value] = new Month();
+}
+
+/// <summary>Reads a ledger breakdown (the JSON array docs/DATA.md describes).</summary>
+public static class BreakdownJson
+{
+    private static readonly System.Text.Json.JsonSerializerOptions Options = new(System.Text.Json.JsonSerializerDefaults.Web);
+
+    public static AccrualLine[] Decode(string json) =>
+        json.Length == 0 ? [] : System.Text.Json.JsonSerializer.Deserialize<AccrualLine[]>(json, Options) ?? [];
+}
