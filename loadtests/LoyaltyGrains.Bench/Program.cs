@@ -21,12 +21,19 @@ using Npgsql;
 //     Writes --history purchases of one member straight into the running engine's ledger, then drives
 //     authorize+capture pairs on a member without history and on that one (same run) and prints pairs/s, p50/p99,
 //     their ratio, the first activation's replay time and the member's snapshot size (docs/BENCHMARKS.md).
+//   Bench member-memory [--members 100000] [--authorizations 100000] [--idle-minutes 0] [--postgres "<server>"] [--silo-port 41100]
+//     A member's own state with one open purchase (domain alone); then the engine's grains in this process (an Orleans
+//     silo, no gRPC): members enrolled with a card and one authorization each, live heap after a full GC and working set
+//     per member (again after --idle-minutes, when idle cards are collected); then --authorizations more with the bytes
+//     allocated and promoted per authorization (runtime GC events). Without --postgres the ledger and grain storage
+//     discard what they are given (what the silo holds per member); with it, a fresh database on that server (durable).
 //   Bench token [--count 200000] [--threads 1] [--alg HS256,RS256,ES256]
 //     Process CPU µs per bearer-token validation with the engine's validation settings, per algorithm.
 //   Bench balance-cpu --pid PID [--target http://127.0.0.1:5000] [--seconds 20] [--concurrency 16] [--rate N] [--warmup 5] [--token JWT]
 //     The engine process's CPU µs per GetBalance (closed loop), to compare builds with and without token checks.
 if (args.Length > 0 && args[0] == "authorize") return await AuthorizeBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "member-history") return await MemberHistoryBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "member-memory") return await MemberMemoryBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "token") return await TokenBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "balance-cpu") return await BalanceCpuBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "ledger") args = args[1..];
