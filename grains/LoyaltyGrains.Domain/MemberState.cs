@@ -93,12 +93,21 @@ public sealed class MemberState
 {
     /// <summary>The snapshot format that wrote this state (<see cref="MemberSnapshotFormat"/>); 0 for snapshots written before versions.</summary>
     public int FormatVersion { get; set; }
+
+    private long _enrolledAtTicks;
+
+    // What few members ever hold (parked reversals, campaigns, redemptions, referrals) in one object made on first use:
+    // one reference per member instead of six. The properties below read and write through it, same JSON names.
+    private RareMemberState? _rare;
+
+    private RareMemberState? Rare(bool create) => create ? _rare ??= new RareMemberState() : _rare;
+
     public string MemberId { get; set; } = "";
     public bool Enrolled { get; set; }
     public bool Premium { get; set; }
     public string TierId { get; set; } = "";
     public string ReferredBy { get; set; } = "";
-    public DateTimeOffset EnrolledAt { get; set; }
+    public DateTimeOffset EnrolledAt { get => new(_enrolledAtTicks, TimeSpan.Zero); set => _enrolledAtTicks = value.UtcTicks; }
     public long Sequence { get; set; }
     public long AvailableMinor { get; set; }
     public long PendingMinor { get; set; }
@@ -110,20 +119,31 @@ public sealed class MemberState
     /// <summary>Capture transaction id → purchase id, so a refund may name either.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, string>? CaptureToPurchase { get; set; }
     public CompactDictionary<int, MonthState> Months { get; set; } = new();
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, List<ParkedReversal>>? ParkedReversals { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, List<ParkedReversal>>? ParkedReversals { get => _rare?.ParkedReversals; set => Rare(value is not null)?.ParkedReversals = value; }
     public CompactDictionary<string, ProcessedMessage> Processed { get; set; } = new();
     /// <summary>Campaign id → net bonus accrued from it (per-member caps; refunds give headroom back).</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, long>? CampaignAccrued { get; set; }
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactSet? ActivatedCampaigns { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, long>? CampaignAccrued { get => _rare?.CampaignAccrued; set => Rare(value is not null)?.CampaignAccrued = value; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactSet? ActivatedCampaigns { get => _rare?.ActivatedCampaigns; set => Rare(value is not null)?.ActivatedCampaigns = value; }
     /// <summary>Campaigns whose first-N member slot this member holds.</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactSet? JoinedCampaigns { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactSet? JoinedCampaigns { get => _rare?.JoinedCampaigns; set => Rare(value is not null)?.JoinedCampaigns = value; }
     /// <summary>Available bonuses by expiry, oldest first; they always sum to max(0, AvailableMinor).</summary>
     public BonusLot[] Lots { get; set; } = [];
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, RedemptionRecord>? Redemptions { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactDictionary<string, RedemptionRecord>? Redemptions { get => _rare?.Redemptions; set => Rare(value is not null)?.Redemptions = value; }
     /// <summary>This member's own referral bonus (for its first captured purchase) was granted.</summary>
     public bool ReferralEarned { get; set; }
     /// <summary>Referred members this member was credited for, as referrer.</summary>
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactSet? ReferralsCredited { get; set; }
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] public CompactSet? ReferralsCredited { get => _rare?.ReferralsCredited; set => Rare(value is not null)?.ReferralsCredited = value; }
+}
+
+/// <summary>The part of a member's state few members ever have (see <see cref="MemberState"/>).</summary>
+internal sealed class RareMemberState
+{
+    public CompactDictionary<string, List<ParkedReversal>>? ParkedReversals;
+    public CompactDictionary<string, long>? CampaignAccrued;
+    public CompactSet? ActivatedCampaigns;
+    public CompactSet? JoinedCampaigns;
+    public CompactDictionary<string, RedemptionRecord>? Redemptions;
+    public CompactSet? ReferralsCredited;
 }
 
 /// <summary>Bonuses that became available together and expire together (rule "expiry").</summary>

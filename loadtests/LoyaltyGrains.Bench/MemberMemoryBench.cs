@@ -38,6 +38,7 @@ internal static class MemberMemoryBench
             $"conserve={Environment.GetEnvironmentVariable("DOTNET_GCConserveMemory") ?? "default"}");
 
         DomainState(Math.Min(members, 1_000_000));
+        if (options.Get("--silo") == "no") return 0;
 
         string? database = null;
         if (server is not null)
