@@ -11,11 +11,12 @@ using Npgsql;
 //     Creates a fresh database ledger_bench_<time> on that server (dropped at the end), applies the migrations, then
 //     for each concurrency runs (a) the group-commit PostgresLedger and (b) one transaction per message, each for
 //     --seconds after a 2 s warm-up, and prints entries per second for both and their ratio.
-//   Bench authorize [--target http://127.0.0.1:5000] [--members 10000] [--seconds 15] [--concurrency 64]
+//   Bench authorize [--target http://127.0.0.1:5000] [--members 10000] [--seconds 15] [--concurrency 64] [--metrics http://127.0.0.1:5001/metrics]
 //     Enrolls members with a card each on a running engine, warms them up, then drives Authorize over gRPC from
 //     --concurrency callers (closed loop: each sends its next request when the previous reply arrives) and prints
 //     the rate and p50/p90/p99/p99.9/max latency. Open-model load at a fixed arrival rate is the load tool's job.
-//     Its token: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY.
+//     Its token: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY. With --metrics (the engine's Prometheus endpoint):
+//     the engine's allocated bytes per authorize and its GC collections and pause time over the run.
 //   Bench member-history --postgres "<the engine's database>" [--target http://127.0.0.1:5000] [--history 20000]
 //         [--every-hours 8] [--seconds 20] [--concurrency 8]
 //     Writes --history purchases of one member straight into the running engine's ledger, then drives
