@@ -390,7 +390,8 @@ public sealed partial class MemberAccount
             return Fail(RejectionKind.FailedPrecondition,
                 $"amount_minor: the member's balance would pass the maximum of {Limits.BalanceMinorMax} minor units; nothing was recorded");
         }
-        Record(entry);
+        Apply(entry);
+        (_uncommitted ??= new List<LedgerEntry>(2)).Add(entry);
         return PostingOutcome.From(entry, duplicate: false);
     }
 

@@ -22,7 +22,7 @@ using Npgsql;
 //     Writes --history purchases of one member straight into the running engine's ledger, then drives
 //     authorize+capture pairs on a member without history and on that one (same run) and prints pairs/s, p50/p99,
 //     their ratio, the first activation's replay time and the member's snapshot size (docs/BENCHMARKS.md).
-//   Bench member-memory [--members 100000] [--authorizations 100000] [--idle-minutes 0] [--postgres "<server>"] [--silo-port 41100] [--silo no]
+//   Bench member-memory [--members 100000] [--authorizations 100000] [--idle-minutes 0] [--postgres "<server>"] [--silo-port 41100] [--silo no] [--report-every N]
 //     A member's own state with one open purchase (domain alone); then the engine's grains in this process (an Orleans
 //     silo, no gRPC): members enrolled with a card and one authorization each, live heap after a full GC and working set
 //     per member (again after --idle-minutes, when idle cards are collected); then --authorizations more with the bytes
