@@ -7,13 +7,20 @@ public sealed partial class MemberAccount
     public void ExpirePending(ProgramConfig program, DateTimeOffset now)
     {
         var cutoff = now.AddDays(-program.AuthorizationHoldDays).UtcTicks;
+        if (_oldestOpenTicks >= cutoff) return;
         List<PurchaseRecord>? expired = null;
-        // Oldest first, and only the open ones: stops at the first authorization still within the hold.
-        foreach (var (ticks, purchaseId) in Open)
+        var oldestLeft = long.MaxValue;
+        foreach (var purchase in State.Purchases.Values)
         {
-            if (ticks >= cutoff) break;
-            (expired ??= []).Add(State.Purchases[purchaseId]);
+            if (purchase.State != PurchaseState.Pending) continue;
+            var ticks = purchase.OccurredAt.UtcTicks;
+            if (ticks < cutoff) (expired ??= []).Add(purchase);
+            else oldestLeft = Math.Min(oldestLeft, ticks);
         }
+        _oldestOpenTicks = oldestLeft;
+        // Oldest first, ties by id: the order the rows are written in does not depend on the map's order.
+        expired?.Sort(static (a, b) => a.OccurredAt.UtcTicks != b.OccurredAt.UtcTicks
+            ? a.OccurredAt.UtcTicks.CompareTo(b.OccurredAt.UtcTicks) : string.CompareOrdinal(a.PurchaseId, b.PurchaseId));
         if (expired is null) return;
         foreach (var purchase in expired)
         {
@@ -75,7 +82,7 @@ public sealed partial class MemberAccount
     public void ExpireLots(DateTimeOffset now)
     {
         long expiredMinor = 0;
-        foreach (var lot in State.Lots)
+        foreach (ref readonly var lot in State.Lots.AsSpan())
         {
             if (lot.ExpiresAt > now) break;
             expiredMinor += lot.AmountMinor;
@@ -99,5 +106,5 @@ public sealed partial class MemberAccount
 
     /// <summary>The lot expiring next and when: what a balance shows as "expiring soon".</summary>
     public (long AmountMinor, DateTimeOffset? At) NextExpiry() =>
-        State.Lots.Count == 0 ? (0, null) : (State.Lots[0].AmountMinor, State.Lots[0].ExpiresAt);
+        State.Lots.Length == 0 ? (0, null) : (State.Lots[0].AmountMinor, State.Lots[0].ExpiresAt);
 }

@@ -8,7 +8,7 @@ public sealed partial class MemberAccount
     {
         var fingerprint = Fingerprint.Start("authorize").Add(command.CardId).Add(command.AmountMinor).Add(command.Currency)
             .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
-        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         // After the duplicate check: a retry of an authorization made before a block still gets its original reply.
         switch (command.Card)
@@ -56,7 +56,7 @@ public sealed partial class MemberAccount
         // Only what the processor sent: a field it left out (time, currency) is filled here, never fingerprinted.
         var fingerprint = Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor)
             .Add(command.OccurredAt?.UtcTicks ?? 0).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
-        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
@@ -150,7 +150,7 @@ public sealed partial class MemberAccount
     public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         var fingerprint = Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
-        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
@@ -196,7 +196,7 @@ public sealed partial class MemberAccount
     public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         var fingerprint = Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
-        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
@@ -358,19 +358,29 @@ public sealed partial class MemberAccount
         {
             if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal)) continue;
             var returned = line.AmountMinor - AccrualCalculator.CampaignSum(after, line.Rule);
-            if (returned > 0) _budgetReturns.Add(new BudgetReturn(line.Rule[CampaignRule.RulePrefix.Length..], returned));
+            if (returned > 0) (_budgetReturns ??= []).Add(new BudgetReturn(line.Rule[CampaignRule.RulePrefix.Length..], returned));
         }
     }
 
-    private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint)
+    private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
-        if (!State.Processed.TryGetValue(transactionId, out var processed)) return null;
-        if (processed.Fingerprint != fingerprint)
+        if (State.Processed.TryGetValue(transactionId, out var processed))
         {
-            return Fail(RejectionKind.AlreadyExists, $"transaction_id: '{transactionId}' was already used for a different message");
+            return processed.Fingerprint == fingerprint ? processed.ToOutcome(transactionId, MemberId) : AlreadyUsed(transactionId);
         }
-        return processed.ToOutcome(transactionId);
+        // A retry older than memory: the purchase's rows the caller read may hold the message itself. It is the same
+        // message (DUPLICATE with the original figures) or another one under a used id, never a new decision.
+        if (coldRows is null) return null;
+        foreach (var row in coldRows)
+        {
+            if (row.MessageId != transactionId || row.MemberId != MemberId) continue;
+            return row.Fingerprint == fingerprint && fingerprint != 0 ? PostingOutcome.From(row, duplicate: true) : AlreadyUsed(transactionId);
+        }
+        return null;
     }
+
+    private static Rejection AlreadyUsed(string transactionId) =>
+        Fail(RejectionKind.AlreadyExists, $"transaction_id: '{transactionId}' was already used for a different message");
 
     /// <summary>Records a posting, unless it would take a balance past the engine's maximum (rule "balance bounds").</summary>
     private Result<PostingOutcome> Commit(LedgerEntry entry)
@@ -381,7 +391,8 @@ public sealed partial class MemberAccount
             return Fail(RejectionKind.FailedPrecondition,
                 $"amount_minor: the member's balance would pass the maximum of {Limits.BalanceMinorMax} minor units; nothing was recorded");
         }
-        Record(entry);
+        Apply(entry);
+        (_uncommitted ??= new List<LedgerEntry>(2)).Add(entry);
         return PostingOutcome.From(entry, duplicate: false);
     }
 
@@ -399,7 +410,7 @@ public sealed partial class MemberAccount
     {
         entry = Next(entry);
         Apply(entry);
-        _uncommitted.Add(entry);
+        (_uncommitted ??= new List<LedgerEntry>(2)).Add(entry);
     }
 
     private Rejection NotEnrolled() => Fail(RejectionKind.NotFound, $"member_id: member '{MemberId}' is not enrolled");

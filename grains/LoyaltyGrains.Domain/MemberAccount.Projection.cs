@@ -23,13 +23,13 @@ public sealed partial class MemberAccount
             case EntryKind.ChooseCategories: Month(entry.PurchaseMonth).ChosenCategories = entry.Detail.Length == 0 ? [] : entry.Detail.Split(','); break;
             case EntryKind.AuthorizeLate: break;
             case EntryKind.TierAssigned: Month(entry.PurchaseMonth).TierId = entry.Detail; break;
-            case EntryKind.ActivateCampaign: (State.ActivatedCampaigns ??= new(StringComparer.Ordinal)).Add(entry.Detail); break;
+            case EntryKind.ActivateCampaign: (State.ActivatedCampaigns ??= new()).Add(entry.Detail); break;
             case EntryKind.ExpireLots: break;
             case EntryKind.ReferralBonus:
                 if (entry.Detail == MemberId) State.ReferralEarned = true;
-                else (State.ReferralsCredited ??= new(StringComparer.Ordinal)).Add(entry.Detail);
+                else (State.ReferralsCredited ??= new()).Add(entry.Detail);
                 break;
-            case EntryKind.Redeem: (State.Redemptions ??= new(StringComparer.Ordinal))[entry.MessageId] = RedemptionFrom(entry); break;
+            case EntryKind.Redeem: (State.Redemptions ??= new())[entry.MessageId] = RedemptionFrom(entry); break;
             case EntryKind.RedeemRefund: ApplyRedeemRefund(entry); break;
             default: throw new InvalidOperationException($"member {MemberId}: entry {entry.MessageId} has unknown kind {entry.Kind}");
         }
@@ -53,7 +53,7 @@ public sealed partial class MemberAccount
         {
             State.Processed[entry.MessageId] = new ProcessedMessage
             {
-                Fingerprint = entry.Fingerprint, Sequence = entry.Sequence, RecordedAt = entry.RecordedAt, MemberId = entry.MemberId,
+                Fingerprint = entry.Fingerprint, Sequence = entry.Sequence, RecordedAt = entry.RecordedAt,
                 CardId = entry.CardId, AccruedMinor = entry.AccruedMinor, PendingAfterMinor = entry.PendingAfterMinor,
                 AvailableAfterMinor = entry.AvailableAfterMinor, Breakdown = entry.Breakdown,
             };
@@ -85,9 +85,9 @@ public sealed partial class MemberAccount
         {
             if (line.AmountMinor == 0 || !line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal)) continue;
             var campaignId = line.Rule[CampaignRule.RulePrefix.Length..];
-            var accrued = State.CampaignAccrued ??= new(StringComparer.Ordinal);
+            var accrued = State.CampaignAccrued ??= new();
             accrued[campaignId] = accrued.GetValueOrDefault(campaignId) + sign * line.AmountMinor;
-            if (sign > 0 && line.AmountMinor > 0) (State.JoinedCampaigns ??= new(StringComparer.Ordinal)).Add(campaignId);
+            if (sign > 0 && line.AmountMinor > 0) (State.JoinedCampaigns ??= new()).Add(campaignId);
         }
     }
 
@@ -96,22 +96,24 @@ public sealed partial class MemberAccount
     {
         var before = Math.Max(0, availableBefore);
         var after = Math.Max(0, availableAfter);
+        var lots = State.Lots;
         if (after > before)
         {
-            var lots = State.Lots;
-            if (lots.Count > 0 && lots[^1].ExpiresAt == lotExpiresAt) lots[^1].AmountMinor += after - before;
-            else lots.Add(new BonusLot { ExpiresAt = lotExpiresAt, AmountMinor = after - before });
+            if (lots.Length > 0 && lots[^1].ExpiresAt == lotExpiresAt) lots[^1].AmountMinor += after - before;
+            else State.Lots = [.. lots, new BonusLot { ExpiresAt = lotExpiresAt, AmountMinor = after - before }];
             return;
         }
         var toConsume = before - after;
+        var consumed = 0;
         while (toConsume > 0)
         {
-            var oldest = State.Lots[0];
+            ref var oldest = ref lots[consumed];
             var taken = Math.Min(oldest.AmountMinor, toConsume);
             oldest.AmountMinor -= taken;
             toConsume -= taken;
-            if (oldest.AmountMinor == 0) State.Lots.RemoveAt(0);
+            if (oldest.AmountMinor == 0) consumed++;
         }
+        if (consumed > 0) State.Lots = lots[consumed..];
     }
 
     private static bool IsProcessorMessage(EntryKind kind) => kind is EntryKind.Authorize or EntryKind.Capture or EntryKind.ForcePost
@@ -132,13 +134,13 @@ public sealed partial class MemberAccount
     {
         var purchase = AuthorizedPurchase(entry);
         State.Purchases[entry.PurchaseId] = purchase;
-        _open?.Add(OpenKey(purchase));
+        _oldestOpenTicks = Math.Min(_oldestOpenTicks, purchase.OccurredAt.UtcTicks);
     }
 
     private void ApplyForcePost(LedgerEntry entry)
     {
         State.Purchases[entry.PurchaseId] = ForcePostedPurchase(entry);
-        (State.CaptureToPurchase ??= new(StringComparer.Ordinal))[entry.MessageId] = entry.PurchaseId;
+        (State.CaptureToPurchase ??= new())[entry.MessageId] = entry.PurchaseId;
     }
 
     private void ApplyCapture(LedgerEntry entry)
@@ -147,7 +149,6 @@ public sealed partial class MemberAccount
         {
             // Campaign accrual moves from the pending lines to the captured ones.
             CountCampaignLines(purchase.PendingLines, sign: -1);
-            if (purchase.State == PurchaseState.Pending) _open?.Remove(OpenKey(purchase));
         }
         else
         {
@@ -157,7 +158,7 @@ public sealed partial class MemberAccount
         }
         CountCampaignLines(entry.Breakdown, sign: 1);
         CaptureInto(purchase, entry);
-        (State.CaptureToPurchase ??= new(StringComparer.Ordinal))[entry.MessageId] = entry.PurchaseId;
+        (State.CaptureToPurchase ??= new())[entry.MessageId] = entry.PurchaseId;
     }
 
     private void ApplyReversal(LedgerEntry entry)
@@ -166,7 +167,6 @@ public sealed partial class MemberAccount
         ReverseInto(purchase, entry);
         if (purchase.State != PurchaseState.Pending)
         {
-            _open?.Remove(OpenKey(purchase));
             // Settled: no message can change it any more; a late one reads its ledger rows.
             if (!KeepSettled) State.Purchases.Remove(purchase.PurchaseId);
         }
@@ -279,7 +279,7 @@ public sealed partial class MemberAccount
 
     private void ApplyParked(LedgerEntry entry)
     {
-        var parkedReversals = State.ParkedReversals ??= new(StringComparer.Ordinal);
+        var parkedReversals = State.ParkedReversals ??= new();
         if (!parkedReversals.TryGetValue(entry.PurchaseId, out var list)) parkedReversals[entry.PurchaseId] = list = [];
         list.Add(new ParkedReversal { TransactionId = entry.MessageId, CardId = entry.CardId, AmountMinor = entry.AmountMinor, RecordedAt = entry.RecordedAt });
     }

@@ -7,9 +7,11 @@ namespace LoyaltyGrains.Domain;
 /// </summary>
 public sealed partial class MemberAccount
 {
-    private readonly List<LedgerEntry> _uncommitted = [];
+    // Both exist only between a decision and its commit: a million idle members would otherwise each keep two lists
+    // (and the entries' array) from their last message.
+    private List<LedgerEntry>? _uncommitted;
 
-    private readonly List<BudgetReturn> _budgetReturns = [];
+    private List<BudgetReturn>? _budgetReturns;
 
     public MemberAccount(string memberId) : this(new MemberState { MemberId = memberId })
     {
@@ -40,39 +42,21 @@ public sealed partial class MemberAccount
     /// </summary>
     public const int MonthsKeptBeforeNewest = 12;
 
-    // Open authorizations by (occurred_at, id): expiry looks at the oldest only, never at the whole history. Derived
-    // from State, built on first use, so it is never serialized.
-    private SortedSet<(long Ticks, string PurchaseId)>? _open;
-
-    private static readonly Comparer<(long Ticks, string PurchaseId)> OpenOrder = Comparer<(long Ticks, string PurchaseId)>.Create(
-        static (a, b) => a.Ticks != b.Ticks ? a.Ticks.CompareTo(b.Ticks) : string.CompareOrdinal(a.PurchaseId, b.PurchaseId));
-
-    private SortedSet<(long Ticks, string PurchaseId)> Open
-    {
-        get
-        {
-            if (_open is not null) return _open;
-            _open = new SortedSet<(long, string)>(OpenOrder);
-            foreach (var purchase in State.Purchases.Values)
-            {
-                if (purchase.State == PurchaseState.Pending) _open.Add(OpenKey(purchase));
-            }
-            return _open;
-        }
-    }
-
-    private static (long, string) OpenKey(PurchaseRecord purchase) => (purchase.OccurredAt.UtcTicks, purchase.PurchaseId);
-
+    // No earlier open authorization than this (UTC ticks; long.MaxValue: none): expiry looks at the open ones only when
+    // the hold period has passed this mark, so a touch costs one comparison, never a walk over the purchases in memory.
+    // A lower bound, not exact (a capture or reversal does not raise it); a walk that finds nothing to expire sets it
+    // again. Derived from State on first use, never serialized: 8 bytes where a sorted index cost ~100 per purchase.
+    private long _oldestOpenTicks = long.MinValue;
     /// <summary>Entries decided and applied by the last command, which the caller must commit before replying.</summary>
-    public IReadOnlyList<LedgerEntry> Uncommitted => _uncommitted;
+    public IReadOnlyList<LedgerEntry> Uncommitted => _uncommitted ?? (IReadOnlyList<LedgerEntry>)[];
 
     /// <summary>Campaign budget the last command gave back (reversals, refunds, expiry); returned to leases after commit.</summary>
-    public IReadOnlyList<BudgetReturn> BudgetReturns => _budgetReturns;
+    public IReadOnlyList<BudgetReturn> BudgetReturns => _budgetReturns ?? (IReadOnlyList<BudgetReturn>)[];
 
     public void ClearUncommitted()
     {
-        _uncommitted.Clear();
-        _budgetReturns.Clear();
+        _uncommitted = null;
+        _budgetReturns = null;
     }
 
     public MemberCampaignFacts CampaignFacts => State.ActivatedCampaigns is null && State.CampaignAccrued is null && State.JoinedCampaigns is null

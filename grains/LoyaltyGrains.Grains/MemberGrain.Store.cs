@@ -1,4 +1,3 @@
-using System.Text.Json;
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
@@ -13,7 +12,6 @@ public sealed partial class MemberGrain
     public const int SnapshotEveryEntries = 200;
     public static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
 
-    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.General);
 
     // Runs only while the snapshot is behind the ledger: an idle member holds no timer (a million of them would).
     private IGrainTimer? _sweep;
@@ -103,9 +101,8 @@ public sealed partial class MemberGrain
     private async Task LoadFromStoreAsync(CancellationToken cancellationToken)
     {
         await snapshot.ReadStateAsync(cancellationToken);
-        var state = snapshot.State.StateJson.Length == 0
-            ? new MemberState { MemberId = MemberId }
-            : JsonSerializer.Deserialize<MemberState>(snapshot.State.StateJson, JsonOptions) ?? new MemberState { MemberId = MemberId };
+        // A snapshot that cannot be read (damaged, or from a newer format) is rebuilt from the whole ledger instead.
+        var state = MemberSnapshotFormat.TryRead(snapshot.State.StateJson, MemberId) ?? new MemberState { MemberId = MemberId };
         snapshot.State.StateJson = []; // the projection is in memory; keeping its JSON too would double a member's size
         var account = new MemberAccount(state);
         foreach (var entry in await ledger.ReadMemberAsync(MemberId, state.Sequence, cancellationToken)) account.Apply(entry);
@@ -117,7 +114,7 @@ public sealed partial class MemberGrain
     {
         if (_account is not { } account || account.State.Sequence - _snapshotSequence < minimumEntries) return;
         snapshot.State.Sequence = account.State.Sequence;
-        snapshot.State.StateJson = JsonSerializer.SerializeToUtf8Bytes(account.State, JsonOptions);
+        snapshot.State.StateJson = MemberSnapshotFormat.Write(account.State);
         try
         {
             await snapshot.WriteStateAsync();

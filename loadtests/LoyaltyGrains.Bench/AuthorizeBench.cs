@@ -51,6 +51,9 @@ internal static class AuthorizeBench
         await Parallel.ForEachAsync(Enumerable.Range(0, members), new ParallelOptions { MaxDegreeOfParallelism = concurrency },
             async (i, _) => await OneAsync(clients[i % clients.Length]));
 
+        var metrics = options.Get("--metrics");
+        using var scraper = new HttpClient();
+        var engineBefore = metrics is null ? null : await EngineCountersAsync(scraper, metrics);
         var histogram = new LongConcurrentHistogram(1, TimeStamp.Seconds(60), 3);
         long completed = 0;
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
@@ -68,7 +71,42 @@ internal static class AuthorizeBench
         double Ms(double percentile) => histogram.GetValueAtPercentile(percentile) * 1000.0 / Stopwatch.Frequency;
         Console.WriteLine($"authorize: {completed / elapsed:N0}/s over {elapsed:0.0} s with {concurrency} callers; latency ms p50 {Ms(50):0.00} " +
             $"p90 {Ms(90):0.00} p99 {Ms(99):0.00} p99.9 {Ms(99.9):0.00} max {histogram.GetMaxValue() * 1000.0 / Stopwatch.Frequency:0.00}");
+        if (metrics is not null && engineBefore is not null)
+        {
+            // The engine's own runtime counters (its /metrics), so the figures are the silo's, not this process's.
+            await Task.Delay(TimeSpan.FromSeconds(6)); // past one export interval of the observable counters
+            var after = await EngineCountersAsync(scraper, metrics);
+            var calls = Math.Max(1, completed);
+            double Delta(string name) => after.GetValueOrDefault(name) - engineBefore.GetValueOrDefault(name);
+            Console.WriteLine($"engine: allocated {Delta("dotnet_gc_heap_total_allocated_bytes_total") / calls:N0} B per authorize; GCs gen0 " +
+                $"{Delta("gen0"):N0}, gen1 {Delta("gen1"):N0}, gen2 {Delta("gen2"):N0}; GC pause {Delta("dotnet_gc_pause_time_seconds_total") * 1000:N0} ms " +
+                $"over {calls:N0} authorizations (counters read before and ~6 s after the window: includes the idle tail)");
+        }
         foreach (var channel in channels) channel.Dispose();
         return 0;
+    }
+
+    /// <summary>The engine's runtime counters from its Prometheus endpoint: allocated bytes, GC pause time, collections per generation.</summary>
+    private static async Task<Dictionary<string, double>> EngineCountersAsync(HttpClient client, string url)
+    {
+        var counters = new Dictionary<string, double>(StringComparer.Ordinal);
+        foreach (var line in (await client.GetStringAsync(url)).Split('\n'))
+        {
+            if (line.StartsWith('#') || line.Length == 0) continue;
+            var space = line.LastIndexOf(' ');
+            if (space < 0 || !double.TryParse(line[(space + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out var value)) continue;
+            var name = line[..space];
+            var brace = name.IndexOf('{');
+            var bare = brace < 0 ? name : name[..brace];
+            if (bare is "dotnet_gc_heap_total_allocated_bytes_total" or "dotnet_gc_pause_time_seconds_total") counters[bare] = counters.GetValueOrDefault(bare) + value;
+            else if (bare == "dotnet_gc_collections_total" && brace >= 0)
+            {
+                foreach (var generation in new[] { "gen0", "gen1", "gen2" })
+                {
+                    if (name.Contains($"\"{generation}\"", StringComparison.Ordinal)) counters[generation] = counters.GetValueOrDefault(generation) + value;
+                }
+            }
+        }
+        return counters;
     }
 }

@@ -11,22 +11,30 @@ using Npgsql;
 //     Creates a fresh database ledger_bench_<time> on that server (dropped at the end), applies the migrations, then
 //     for each concurrency runs (a) the group-commit PostgresLedger and (b) one transaction per message, each for
 //     --seconds after a 2 s warm-up, and prints entries per second for both and their ratio.
-//   Bench authorize [--target http://127.0.0.1:5000] [--members 10000] [--seconds 15] [--concurrency 64]
+//   Bench authorize [--target http://127.0.0.1:5000] [--members 10000] [--seconds 15] [--concurrency 64] [--metrics http://127.0.0.1:5001/metrics]
 //     Enrolls members with a card each on a running engine, warms them up, then drives Authorize over gRPC from
 //     --concurrency callers (closed loop: each sends its next request when the previous reply arrives) and prints
 //     the rate and p50/p90/p99/p99.9/max latency. Open-model load at a fixed arrival rate is the load tool's job.
-//     Its token: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY.
+//     Its token: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY. With --metrics (the engine's Prometheus endpoint):
+//     the engine's allocated bytes per authorize and its GC collections and pause time over the run.
 //   Bench member-history --postgres "<the engine's database>" [--target http://127.0.0.1:5000] [--history 20000]
 //         [--every-hours 8] [--seconds 20] [--concurrency 8]
 //     Writes --history purchases of one member straight into the running engine's ledger, then drives
 //     authorize+capture pairs on a member without history and on that one (same run) and prints pairs/s, p50/p99,
 //     their ratio, the first activation's replay time and the member's snapshot size (docs/BENCHMARKS.md).
+//   Bench member-memory [--members 100000] [--authorizations 100000] [--idle-minutes 0] [--postgres "<server>"] [--silo-port 41100] [--silo no] [--report-every N]
+//     A member's own state with one open purchase (domain alone); then the engine's grains in this process (an Orleans
+//     silo, no gRPC): members enrolled with a card and one authorization each, live heap after a full GC and working set
+//     per member (again after --idle-minutes, when idle cards are collected); then --authorizations more with the bytes
+//     allocated and promoted per authorization (runtime GC events). Without --postgres the ledger and grain storage
+//     discard what they are given (what the silo holds per member); with it, a fresh database on that server (durable).
 //   Bench token [--count 200000] [--threads 1] [--alg HS256,RS256,ES256]
 //     Process CPU µs per bearer-token validation with the engine's validation settings, per algorithm.
 //   Bench balance-cpu --pid PID [--target http://127.0.0.1:5000] [--seconds 20] [--concurrency 16] [--rate N] [--warmup 5] [--token JWT]
 //     The engine process's CPU µs per GetBalance (closed loop), to compare builds with and without token checks.
 if (args.Length > 0 && args[0] == "authorize") return await AuthorizeBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "member-history") return await MemberHistoryBench.RunAsync(Args.Parse(args[1..]));
+if (args.Length > 0 && args[0] == "member-memory") return await MemberMemoryBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "token") return await TokenBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "balance-cpu") return await BalanceCpuBench.RunAsync(Args.Parse(args[1..]));
 if (args.Length > 0 && args[0] == "ledger") args = args[1..];
