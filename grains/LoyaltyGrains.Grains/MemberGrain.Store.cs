@@ -12,7 +12,6 @@ public sealed partial class MemberGrain
     public const int SnapshotEveryEntries = 200;
     public static readonly TimeSpan SweepInterval = TimeSpan.FromMinutes(1);
 
-
     // Runs only while the snapshot is behind the ledger: an idle member holds no timer (a million of them would).
     private IGrainTimer? _sweep;
     private long _snapshotSequence;
