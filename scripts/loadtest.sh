@@ -23,8 +23,9 @@ grpc_port="${LOYALTY_LOAD_GRPC_PORT:-$((port + 100))}"
 start_silo loyalty_load "$grpc_port"
 if [[ "${1:-}" == "cpu" ]]; then
   shift
-  # Later options override these: e.g. scripts/loadtest.sh cpu --duration 60s
-  args=(--scenario cpu --rate 1000 --duration 20s --warmup 5s --find-max --p99-ms 50 --step 5s "$@")
+  # Later options override these: e.g. scripts/loadtest.sh cpu --duration 60s. The ceiling is judged on keeping up
+  # (p99 up to 1 s): CPU per request at a capacity, not at a latency a shared machine cannot hold.
+  args=(--scenario cpu --rate 1000 --duration 20s --warmup 5s --find-max --p99-ms 1000 --step 5s "$@")
 else
   args=("$@")
   [[ " ${args[*]} " == *" --scenario "* ]] || args+=(--scenario peak-day)

@@ -265,32 +265,43 @@ public static class Reports
             foreach (var line in CpuReport.Ratios(report)) html.Append("<p><b>").Append(Esc(line)).Append("</b></p>");
         }
 
-        if (report.Steps is not null)
-        {
-            html.Append("<h2>Find-max</h2>");
-            html.Append(report.MaxRatePerSecond is { } max ? $"<p><b>Highest sustainable rate: {max.ToString("N0", Invariant)}/s</b> (p99 ≤ {report.Options.P99ThresholdMs.ToString(Invariant)} ms, errors+dropped ≤ {report.Options.MaxErrorPercent.ToString(Invariant)}%).</p>" : "<p class=\"fail\">No step held.</p>");
-            html.Append("<table><tr><th>step</th><th>offered/s</th><th>ok/s</th><th>p50 ms</th><th>p99 ms</th><th>errors+dropped %</th><th>held</th><th>why</th></tr>");
-            var k = 1;
-            foreach (var s in report.Steps)
-            {
-                html.Append(Invariant, $"<tr><td>{k++}</td><td>{N(s.Record.OfferedPerSecond)}</td><td>{N(s.Record.OkPerSecond)}</td><td>{F(RunRecord.Ms(s.Record.AllFlows, 50))}</td><td>{F(RunRecord.Ms(s.Record.AllFlows, 99))}</td><td>{F(s.Record.FailedPercent)}</td><td>{(s.Held ? "yes" : "no")}</td><td class=\"l\">{Esc(s.Why)}</td></tr>");
-            }
-            html.Append("</table>");
-            var ordered = report.Steps.OrderBy(s => s.RatePerSecond).ToArray();
-            List<Series> achieved = [new("ok/s", "#1f77b4", [.. ordered.Select(s => (s.RatePerSecond, s.Record.OkPerSecond))]), new("offered (ideal)", "#999", [.. ordered.Select(s => (s.RatePerSecond, s.RatePerSecond))], Dashed: true)];
-            List<Series> p99 = [new("p99 ms", "#d62728", [.. ordered.Select(s => (s.RatePerSecond, RunRecord.Ms(s.Record.AllFlows, 99)))]), new("p50 ms", "#2ca02c", [.. ordered.Select(s => (s.RatePerSecond, RunRecord.Ms(s.Record.AllFlows, 50)))])];
-            if (report.BaselineSteps is { } echoSteps)
-            {
-                var e = echoSteps.OrderBy(s => s.RatePerSecond).ToArray();
-                achieved.Add(new("echo ok/s", "#888", [.. e.Select(s => (s.RatePerSecond, s.Record.OkPerSecond))]));
-                p99.Add(new("echo p99 ms", "#888", [.. e.Select(s => (s.RatePerSecond, RunRecord.Ms(s.Record.AllFlows, 99)))], Dashed: true));
-            }
-            html.Append("<h3>Achieved against offered, per step</h3>").Append(Svg.LineChart(achieved, "offered arrivals per second", "ok flows per second"));
-            html.Append("<h3>Latency per step</h3>").Append(Svg.LineChart(p99, "offered arrivals per second", "latency (log scale)", logY: true,
-                horizontalLine: report.Options.P99ThresholdMs, horizontalLabel: $"p99 threshold {report.Options.P99ThresholdMs.ToString(Invariant)} ms"));
-            html.Append("<p class=\"muted\">The charts below are for the last step that held (or the last step when none held).</p>");
-        }
+        if (report.Steps is { } steps) HtmlFindMax(html, report, steps);
+        HtmlCharts(html, report);
+        html.Append("</body></html>");
+        return html.ToString();
+    }
 
+    /// <summary>The find-max steps: a table and the achieved/latency-against-offered charts.</summary>
+    private static void HtmlFindMax(StringBuilder html, RunReport report, IReadOnlyList<StepResult> steps)
+    {
+        html.Append("<h2>Find-max</h2>");
+        html.Append(report.MaxRatePerSecond is { } max ? $"<p><b>Highest sustainable rate: {max.ToString("N0", Invariant)}/s</b> (p99 ≤ {report.Options.P99ThresholdMs.ToString(Invariant)} ms, errors+dropped ≤ {report.Options.MaxErrorPercent.ToString(Invariant)}%).</p>" : "<p class=\"fail\">No step held.</p>");
+        html.Append("<table><tr><th>step</th><th>offered/s</th><th>ok/s</th><th>p50 ms</th><th>p99 ms</th><th>errors+dropped %</th><th>held</th><th>why</th></tr>");
+        var k = 1;
+        foreach (var s in steps)
+        {
+            html.Append(Invariant, $"<tr><td>{k++}</td><td>{N(s.Record.OfferedPerSecond)}</td><td>{N(s.Record.OkPerSecond)}</td><td>{F(RunRecord.Ms(s.Record.AllFlows, 50))}</td><td>{F(RunRecord.Ms(s.Record.AllFlows, 99))}</td><td>{F(s.Record.FailedPercent)}</td><td>{(s.Held ? "yes" : "no")}</td><td class=\"l\">{Esc(s.Why)}</td></tr>");
+        }
+        html.Append("</table>");
+        var ordered = steps.OrderBy(s => s.RatePerSecond).ToArray();
+        List<Series> achieved = [new("ok/s", "#1f77b4", [.. ordered.Select(s => (s.RatePerSecond, s.Record.OkPerSecond))]), new("offered (ideal)", "#999", [.. ordered.Select(s => (s.RatePerSecond, s.RatePerSecond))], Dashed: true)];
+        List<Series> p99 = [new("p99 ms", "#d62728", [.. ordered.Select(s => (s.RatePerSecond, RunRecord.Ms(s.Record.AllFlows, 99)))]), new("p50 ms", "#2ca02c", [.. ordered.Select(s => (s.RatePerSecond, RunRecord.Ms(s.Record.AllFlows, 50)))])];
+        if (report.BaselineSteps is { } echoSteps)
+        {
+            var e = echoSteps.OrderBy(s => s.RatePerSecond).ToArray();
+            achieved.Add(new("echo ok/s", "#888", [.. e.Select(s => (s.RatePerSecond, s.Record.OkPerSecond))]));
+            p99.Add(new("echo p99 ms", "#888", [.. e.Select(s => (s.RatePerSecond, RunRecord.Ms(s.Record.AllFlows, 99)))], Dashed: true));
+        }
+        html.Append("<h3>Achieved against offered, per step</h3>").Append(Svg.LineChart(achieved, "offered arrivals per second", "ok flows per second"));
+        html.Append("<h3>Latency per step</h3>").Append(Svg.LineChart(p99, "offered arrivals per second", "latency (log scale)", logY: true,
+            horizontalLine: report.Options.P99ThresholdMs, horizontalLabel: $"p99 threshold {report.Options.P99ThresholdMs.ToString(Invariant)} ms"));
+        html.Append("<p class=\"muted\">The charts below are for the last step that held (or the last step when none held).</p>");
+    }
+
+    /// <summary>Throughput and latency over time, and latency by percentile, for the run (or the find-max step shown).</summary>
+    private static void HtmlCharts(StringBuilder html, RunReport report)
+    {
+        var run = report.Run;
         var series = run.Series();
         html.Append("<h2>Throughput over time</h2>");
         html.Append(Svg.LineChart([
@@ -315,8 +326,6 @@ public static class Reports
         html.Append(Svg.LineChart(distribution, "percentile", "latency (log scale)", logY: true, xTicks: Svg.NinesTicks));
         html.Append("<p class=\"muted\">Percentile axis in \"nines\": each step right is ten times rarer. A flow is one arrival (for purchases: authorize, capture and any retry); RPC lines are single calls. Dispatch lag (how late the tool itself sent requests) p99: ")
             .Append(F(RunRecord.Ms(run.DispatchLag, 99))).Append(" ms, max ").Append(F(RunRecord.MaxMs(run.DispatchLag))).Append(" ms.</p>");
-        html.Append("</body></html>");
-        return html.ToString();
     }
 
     private static Series Distribution(string name, string color, HistogramBase h) =>
