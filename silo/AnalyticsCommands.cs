@@ -39,7 +39,7 @@ public static class AnalyticsCommands
         if (request.Validate() is { Count: > 0 } errors) return await Fail("stats: " + string.Join("; ", errors));
         if (Database() is not { } postgres) return await Fail("stats: LOYALTY_POSTGRES is not set (analytics read the PostgreSQL ledger)");
         var outDir = options["--out"] ?? Path.Combine("analytics", $"stats-{options["--from"]}-{options["--to"]}");
-        await using var source = NpgsqlDataSource.Create(postgres);
+        await using var source = NpgsqlDataSource.Create(AnalyticsDatabase.ForAnalytics(postgres));
         var started = System.Diagnostics.Stopwatch.StartNew();
         ProgramStats stats;
         try
@@ -86,7 +86,7 @@ public static class AnalyticsCommands
         if (request.Validate(MccCatalogue.Default) is { Count: > 0 } errors) return await Fail("whatif: " + string.Join("; ", errors));
         if (Database() is not { } postgres) return await Fail("whatif: LOYALTY_POSTGRES is not set (the replay reads the PostgreSQL ledger)");
         var outDir = options["--out"] ?? Path.Combine("analytics", $"whatif-{options["--from"]}-{options["--to"]}");
-        await using var source = NpgsqlDataSource.Create(postgres);
+        await using var source = NpgsqlDataSource.Create(AnalyticsDatabase.ForAnalytics(postgres));
         WhatIfResult result;
         try
         {

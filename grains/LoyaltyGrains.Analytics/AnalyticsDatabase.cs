@@ -10,7 +10,18 @@ public sealed class AnalyticsDatabase(string connectionString) : IAsyncDisposabl
 {
     private readonly SemaphoreSlim _replayGate = new(1, 1);
 
-    public NpgsqlDataSource Source { get; } = NpgsqlDataSource.Create(connectionString);
+    public NpgsqlDataSource Source { get; } = NpgsqlDataSource.Create(ForAnalytics(connectionString));
+
+    /// <summary>Long-running reads allowed: a replay's first row comes only after the server has ordered the whole window,
+    /// and a year's statistics scan many partitions, so a command may take up to an hour (the engine's 15 s is for the hot path).</summary>
+    public const int CommandTimeoutSeconds = 3_600;
+
+    public static string ForAnalytics(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (builder.CommandTimeout != 0 && builder.CommandTimeout < CommandTimeoutSeconds) builder.CommandTimeout = CommandTimeoutSeconds;
+        return builder.ConnectionString;
+    }
 
     /// <summary>Enters the replay gate without waiting; false when a replay is already running.</summary>
     public bool TryEnterReplay() => _replayGate.Wait(0);

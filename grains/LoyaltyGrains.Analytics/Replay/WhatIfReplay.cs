@@ -60,6 +60,9 @@ public static class WhatIfReplay
         (int)EntryKind.TierAssigned,
     ];
 
+    /// <summary>How long one read of the stream may wait (the server sorts the whole window before the first row).</summary>
+    public static readonly TimeSpan ReadTimeout = TimeSpan.FromHours(1);
+
     public static async Task<WhatIfResult> RunAsync(NpgsqlDataSource source, WhatIfRequest request, MccCatalogue catalogue,
         IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
@@ -95,6 +98,9 @@ public static class WhatIfReplay
         long rows = 0, members = 0;
         using (var export = connection.BeginBinaryExport(sql))
         {
+            // The first row comes only once the server has ordered the window (minutes for tens of millions of rows);
+            // each read may wait that long, bounded by the caller's cancellation and this ceiling.
+            export.Timeout = ReadTimeout;
             MemberReplay? member = null;
             string? memberId = null;
             while (export.StartRow() != -1)
