@@ -2,9 +2,9 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
 using Google.Protobuf.WellKnownTypes;
-using Grpc.Net.Client;
 using HdrHistogram;
 using LoyaltyGrains.Domain;
+using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.Gateway.V1;
 using LoyaltyGrains.Persistence;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -30,7 +30,11 @@ internal static class MemberHistoryBench
         var seconds = int.Parse(options.Get("--seconds") ?? "20", CultureInfo.InvariantCulture);
         var concurrency = int.Parse(options.Get("--concurrency") ?? "8", CultureInfo.InvariantCulture);
         var run = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        using var channel = GrpcChannel.ForAddress(target);
+        // The engine checks bearer tokens: --token, else one minted with LOYALTY_AUTH_SIGNING_KEY (as Bench authorize).
+        var token = options.Get("--token") ?? (Environment.GetEnvironmentVariable(LoyaltyAuthOptions.SigningKeyVariable) is { Length: > 0 } key
+            ? LoyaltyTokens.Mint(new LoyaltyAuthOptions { SigningKey = key }, new TokenRequest("bench", ["admin", "processor"], null, TimeSpan.FromHours(12)))
+            : null);
+        using var channel = BearerTokenHandler.Channel(target, token);
         var admin = new Admin.AdminClient(channel);
         var processing = new Processing.ProcessingClient(channel);
 

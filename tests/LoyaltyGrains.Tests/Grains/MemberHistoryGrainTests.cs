@@ -47,7 +47,19 @@ public sealed class MemberHistoryGrainTests(ClusterFixture fixture)
         }
         foreach (var chunk in rows.Rows.Chunk(5_000)) await ClusterFixture.SharedLedger.AppendAsync(chunk);
 
-        // Issuing the card asks the member whether it is enrolled: its first activation replays the whole ledger.
+        // The first activation replays ~100 000 rows. On a busy machine that may outlast one call's response timeout;
+        // the activation goes on, so ask again (bounded) until it answers: the test never leaves it half-done behind it.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                Assert.True(await fixture.Grains.MemberGrain(member).IsEnrolled());
+                break;
+            }
+            catch (TimeoutException) when (attempt < 20)
+            {
+            }
+        }
         await fixture.Grains.CardGrain(card).Issue(member);
         // Years of bonus lots are past expiry: the first read writes them off, as the domain's touch does at the same time.
         account.Touch(Programs.At(now), now);
