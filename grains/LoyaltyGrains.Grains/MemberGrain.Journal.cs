@@ -207,7 +207,7 @@ public sealed partial class MemberGrain
                     foreach (var batched in _batch) batched.Fail(ex);
                 }
                 _batch.Clear();
-                if (_account is { } account && account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await TrySnapshotAsync(SnapshotEveryEntries);
+                SnapshotInBackground();
             }
         }
         finally
@@ -492,7 +492,7 @@ public sealed partial class MemberGrain
             logger.LogInformation("Member {MemberId}: another append overtook this activation's view (sequence conflict); reloading", MemberId);
             throw new LoyaltyRejectedException(RejectionCode.Aborted, $"member '{MemberId}' changed concurrently; retry");
         }
-        if (account.State.Sequence - _snapshotSequence >= SnapshotEveryEntries) await TrySnapshotAsync(SnapshotEveryEntries);
+        SnapshotInBackground();
         return entries;
     }
 

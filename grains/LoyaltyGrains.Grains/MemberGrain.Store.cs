@@ -16,6 +16,20 @@ public sealed partial class MemberGrain
     private IGrainTimer? _sweep;
     private long _snapshotSequence;
 
+    // The snapshot being written while the member goes on deciding: at most one at a time.
+    private Task? _snapshotWrite;
+
+    /// <summary>
+    /// Starts a snapshot after a commit without holding the member's queue: the state is serialized in this turn and
+    /// written while later postings are decided (a busy member's snapshot is large, and its replies must not wait for it).
+    /// </summary>
+    private void SnapshotInBackground()
+    {
+        if (_snapshotWrite is { IsCompleted: false }) return;
+        if (_account is not { } account || account.State.Sequence - _snapshotSequence < SnapshotEveryEntries) return;
+        _snapshotWrite = TrySnapshotAsync(SnapshotEveryEntries);
+    }
+
     /// <summary>A snapshot only shortens the next activation's replay; failing to write one never fails a reply.</summary>
     private async Task TrySnapshotAsync(long minimumEntries)
     {
@@ -111,8 +125,11 @@ public sealed partial class MemberGrain
 
     private async Task SnapshotIfBehindAsync(long minimumEntries)
     {
+        // One write at a time: Orleans state writes of one grain must not overlap (etag), and a later one supersedes.
+        if (_snapshotWrite is { IsCompleted: false } inFlight) await inFlight;
         if (_account is not { } account || account.State.Sequence - _snapshotSequence < minimumEntries) return;
-        snapshot.State.Sequence = account.State.Sequence;
+        var written = account.State.Sequence;
+        snapshot.State.Sequence = written;
         snapshot.State.StateJson = MemberSnapshotFormat.Write(account.State);
         try
         {
@@ -122,6 +139,6 @@ public sealed partial class MemberGrain
         {
             snapshot.State.StateJson = [];
         }
-        _snapshotSequence = account.State.Sequence;
+        _snapshotSequence = written;
     }
 }

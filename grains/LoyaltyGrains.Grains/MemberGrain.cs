@@ -49,7 +49,7 @@ public sealed partial class MemberGrain(
     {
         try
         {
-            // Deactivation waits for its calls, but the loop may still be writing a snapshot after their replies.
+            // Deactivation waits for its calls; the loop may still be deciding, and a snapshot may be in flight (awaited below).
             if (_drain is { } drain) await drain.WaitAsync(cancellationToken);
             await SnapshotIfBehindAsync(1);
         }
