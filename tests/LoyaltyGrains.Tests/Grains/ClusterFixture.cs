@@ -31,11 +31,8 @@ public sealed class ClusterFixture : IAsyncLifetime
     {
         public void Configure(ISiloBuilder siloBuilder)
         {
-            siloBuilder.AddMemoryGrainStorage(StorageNames.Loyalty);
             // One ledger for the whole in-process cluster, as PostgreSQL would be.
-            siloBuilder.Services.AddSingleton<LoyaltyGrains.Grains.Ledger.ILedger>(SharedLedger);
-            siloBuilder.Services.AddSingleton<TimeProvider>(Clock);
-            siloBuilder.Services.AddLoyaltyGrains();
+            TestSilo.AddLoyalty(siloBuilder, SharedLedger, Clock);
         }
     }
 
@@ -46,4 +43,16 @@ public sealed class ClusterFixture : IAsyncLifetime
 public sealed class ClusterCollection : ICollectionFixture<ClusterFixture>
 {
     public const string Name = "cluster";
+}
+
+/// <summary>What every in-process test silo registers: in-memory grain storage, the test's ledger and clock, the grains.</summary>
+internal static class TestSilo
+{
+    public static void AddLoyalty(ISiloBuilder siloBuilder, LoyaltyGrains.Grains.Ledger.ILedger ledger, TimeProvider clock)
+    {
+        siloBuilder.AddMemoryGrainStorage(StorageNames.Loyalty);
+        siloBuilder.Services.AddSingleton(ledger);
+        siloBuilder.Services.AddSingleton(clock);
+        siloBuilder.Services.AddLoyaltyGrains();
+    }
 }

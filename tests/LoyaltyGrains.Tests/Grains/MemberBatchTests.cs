@@ -278,10 +278,7 @@ public sealed class BatchClusterFixture : IAsyncLifetime
     {
         public void Configure(ISiloBuilder siloBuilder)
         {
-            siloBuilder.AddMemoryGrainStorage(StorageNames.Loyalty);
-            siloBuilder.Services.AddSingleton<ILedger>(Ledger);
-            siloBuilder.Services.AddSingleton<TimeProvider>(new FakeClock());
-            siloBuilder.Services.AddLoyaltyGrains();
+            TestSilo.AddLoyalty(siloBuilder, Ledger, new FakeClock());
         }
     }
 }

@@ -56,10 +56,7 @@ public sealed class OwnClockCluster : IAsyncDisposable
         public void Configure(ISiloBuilder siloBuilder)
         {
             var id = siloBuilder.Configuration[ClockKey] ?? throw new InvalidOperationException($"{ClockKey} is not in the silo's configuration");
-            siloBuilder.AddMemoryGrainStorage(StorageNames.Loyalty);
-            siloBuilder.Services.AddSingleton<LoyaltyGrains.Grains.Ledger.ILedger>(new LoyaltyGrains.Grains.Ledger.InMemoryLedger());
-            siloBuilder.Services.AddSingleton<TimeProvider>(Clocks[id]);
-            siloBuilder.Services.AddLoyaltyGrains();
+            TestSilo.AddLoyalty(siloBuilder, new LoyaltyGrains.Grains.Ledger.InMemoryLedger(), Clocks[id]);
         }
     }
 }
