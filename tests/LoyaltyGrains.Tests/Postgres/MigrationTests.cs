@@ -43,6 +43,34 @@ public sealed class MigrationTests
     }
 
     [Fact]
+    public async Task Silos_starting_together_create_each_ledger_partition_once_without_an_error()
+    {
+        await using var database = await TestDatabase.CreateAsync("partition_race");
+        await MigrationRunner.MigrateAsync(database.ConnectionString);
+        // Months nobody has created yet, asked for by eight callers at once, in several rounds: before the lock the
+        // second caller's CREATE failed with 42P07 whenever two checks interleaved.
+        var created = 0L;
+        for (var round = 0; round < 10; round++)
+        {
+            var from = new DateTimeOffset(2040 + round, 1, 1, 0, 0, 0, TimeSpan.Zero);
+            var counts = await Task.WhenAll(Enumerable.Range(0, 8).Select(async _ =>
+            {
+                await using var connection = new NpgsqlConnection(database.ConnectionString);
+                await connection.OpenAsync();
+                await using var ensure = new NpgsqlCommand("SELECT loyalty.ensure_ledger_partitions($1, 12)", connection);
+                ensure.Parameters.Add(new NpgsqlParameter { Value = from });
+                return (int)(await ensure.ExecuteScalarAsync())!;
+            }));
+            created += counts.Sum();
+        }
+        Assert.Equal(120L, created);
+        await using var check = new NpgsqlConnection(database.ConnectionString);
+        await check.OpenAsync();
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM pg_tables WHERE schemaname = 'loyalty' AND tablename ~ '^ledger_20[4-4][0-9]_'", check);
+        Assert.Equal(120L, (long)(await count.ExecuteScalarAsync())!);
+    }
+
+    [Fact]
     public async Task A_database_newer_than_the_code_is_refused_with_a_clear_error()
     {
         await using var database = await TestDatabase.CreateAsync("migrate_newer");
