@@ -6,8 +6,7 @@ public sealed partial class MemberAccount
     public Result<PostingOutcome> Authorize(AuthorizeCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
         IReadOnlyList<CampaignGrant>? grants = null, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
-        var fingerprint = Fingerprint.Start("authorize").Add(command.CardId).Add(command.AmountMinor).Add(command.Currency)
-            .Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
+        var fingerprint = FingerprintOf(command);
         if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         // After the duplicate check: a retry of an authorization made before a block still gets its original reply.
@@ -54,8 +53,7 @@ public sealed partial class MemberAccount
         IReadOnlyList<CampaignGrant>? forcePostGrants = null, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
         // Only what the processor sent: a field it left out (time, currency) is filled here, never fingerprinted.
-        var fingerprint = Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor)
-            .Add(command.OccurredAt?.UtcTicks ?? 0).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
+        var fingerprint = FingerprintOf(command);
         if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
@@ -149,7 +147,7 @@ public sealed partial class MemberAccount
 
     public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
-        var fingerprint = Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
+        var fingerprint = FingerprintOf(command);
         if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
@@ -195,7 +193,7 @@ public sealed partial class MemberAccount
 
     public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
     {
-        var fingerprint = Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
+        var fingerprint = FingerprintOf(command);
         if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
@@ -254,7 +252,7 @@ public sealed partial class MemberAccount
 
     public Result<PostingOutcome> Redeem(RedeemCommand command, ProgramHistory programs, DateTimeOffset now)
     {
-        var fingerprint = Fingerprint.Start("redeem").Add(command.PartnerId).Add(command.AmountMinor).Value;
+        var fingerprint = FingerprintOf(command);
         if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
@@ -361,6 +359,40 @@ public sealed partial class MemberAccount
             if (returned > 0) (_budgetReturns ??= []).Add(new BudgetReturn(line.Rule[CampaignRule.RulePrefix.Length..], returned));
         }
     }
+
+    /// <summary>A message's payload fingerprint: a retry with the same one is a duplicate, with another a conflicting id.</summary>
+    public static long FingerprintOf(AuthorizeCommand command) => Fingerprint.Start("authorize").Add(command.CardId).Add(command.AmountMinor)
+        .Add(command.Currency).Add(command.Mcc).Add(command.MerchantId).Add(command.OccurredAt.UtcTicks).Value;
+
+    // Only what the processor sent: a field it left out (time, currency) is filled in by the decision, never fingerprinted.
+    public static long FingerprintOf(CaptureCommand command) => Fingerprint.Start("capture").Add(command.AuthorizationId).Add(command.CardId)
+        .Add(command.AmountMinor).Add(command.OccurredAt?.UtcTicks ?? 0).Add(command.Mcc).Add(command.MerchantId).Add(command.Currency).Value;
+
+    public static long FingerprintOf(ReverseCommand command) =>
+        Fingerprint.Start("reverse").Add(command.AuthorizationId).Add(command.CardId).Add(command.AmountMinor).Value;
+
+    public static long FingerprintOf(RefundCommand command) =>
+        Fingerprint.Start("refund").Add(command.OriginalTransactionId).Add(command.CardId).Add(command.AmountMinor).Value;
+
+    public static long FingerprintOf(RedeemCommand command) => Fingerprint.Start("redeem").Add(command.PartnerId).Add(command.AmountMinor).Value;
+
+    /// <summary>
+    /// Whether a refusal of this message must first be checked against the ledger: its id is not among the records in
+    /// memory, and this member has had records leave memory (pruning starts at entry <see cref="DedupePruneEveryEntries"/>).
+    /// A late retry of a message memory forgot would otherwise be refused as if new (its purchase has moved on).
+    /// </summary>
+    public bool RefusalNeedsLedgerCheck(string transactionId, Result<PostingOutcome> decision) =>
+        decision.Rejection is { Kind: not RejectionKind.AlreadyExists } && State.Sequence >= DedupePruneEveryEntries
+        && !State.Processed.ContainsKey(transactionId);
+
+    /// <summary>
+    /// The answer to a message whose id the ledger already holds (<paramref name="row"/>, null when it holds none): the
+    /// same message is a duplicate with its original figures, anything else a used id. Null: decide as usual.
+    /// </summary>
+    public Result<PostingOutcome>? AnswerFromLedgerRow(string transactionId, long fingerprint, LedgerEntry? row) =>
+        row is null ? null
+        : row.MemberId == MemberId && row.Fingerprint == fingerprint && fingerprint != 0 ? PostingOutcome.From(row, duplicate: true)
+        : AlreadyUsed(transactionId);
 
     private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint, IReadOnlyList<LedgerEntry>? coldRows = null)
     {

@@ -46,8 +46,8 @@ public sealed partial class MemberAccount
         State.Sequence = entry.Sequence;
         if (entry.Sequence % DedupePruneEveryEntries == 0)
         {
-            PruneProcessed(entry.RecordedAt);
             PruneSettled(entry.RecordedAt);
+            PruneProcessed(entry.RecordedAt);
         }
         if (IsProcessorMessage(entry.Kind))
         {
@@ -56,6 +56,7 @@ public sealed partial class MemberAccount
                 Fingerprint = entry.Fingerprint, Sequence = entry.Sequence, RecordedAt = entry.RecordedAt,
                 CardId = entry.CardId, AccruedMinor = entry.AccruedMinor, PendingAfterMinor = entry.PendingAfterMinor,
                 AvailableAfterMinor = entry.AvailableAfterMinor, Breakdown = entry.Breakdown,
+                PurchaseId = entry.PurchaseId,
             };
         }
         // Invariant, checked on both sides: the figures written with the entry are the figures the projection reaches.
@@ -67,6 +68,11 @@ public sealed partial class MemberAccount
     }
 
     /// <summary>Pruned as part of Apply, keyed to entry times, so a replay prunes exactly as the live member did.</summary>
+    /// <remarks>
+    /// By age (<see cref="DedupeMemory"/>) and by count: beyond <see cref="ProcessedKeptMax"/> the oldest records leave,
+    /// except those of a purchase or redemption still in memory (a retry of its messages must not be decided again
+    /// against it). A busy member's memory and snapshot are so bounded by what is open, not by its rate of traffic.
+    /// </remarks>
     private void PruneProcessed(DateTimeOffset recordedAt)
     {
         var cutoff = recordedAt - DedupeMemory;
@@ -75,9 +81,22 @@ public sealed partial class MemberAccount
         {
             if (processed.RecordedAt < cutoff) (old ??= []).Add(id);
         }
-        if (old is null) return;
-        foreach (var id in old) State.Processed.Remove(id);
+        if (old is not null) foreach (var id in old) State.Processed.Remove(id);
+        var excess = State.Processed.Count - ProcessedKeptMax;
+        if (excess <= 0 || KeepSettled) return;
+        List<(long Sequence, string Id)>? leaving = null;
+        foreach (var (id, processed) in State.Processed)
+        {
+            if (processed.PurchaseId is not { } purchaseId || InMemory(purchaseId)) continue;
+            (leaving ??= []).Add((processed.Sequence, id));
+        }
+        if (leaving is null) return;
+        leaving.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        for (var i = 0; i < Math.Min(excess, leaving.Count); i++) State.Processed.Remove(leaving[i].Id);
     }
+
+    private bool InMemory(string purchaseId) =>
+        purchaseId.Length > 0 && (State.Purchases.ContainsKey(purchaseId) || State.Redemptions?.ContainsKey(purchaseId) == true);
 
     private void CountCampaignLines(AccrualLine[] lines, int sign)
     {
@@ -338,9 +357,25 @@ public sealed partial class MemberAccount
             if (purchase.State == PurchaseState.Captured && purchase.CapturedAt < cutoff) (old ??= []).Add(purchase);
         }
         if (old is not null) foreach (var purchase in old) Forget(purchase);
+        // By count too: the most recent captures stay; older ones are refunded from their rows like those past the age.
+        List<PurchaseRecord>? captured = null;
+        foreach (var purchase in State.Purchases.Values)
+        {
+            if (purchase.State == PurchaseState.Captured) (captured ??= []).Add(purchase);
+        }
+        if (captured is { Count: > CapturedKeptMax })
+        {
+            captured.Sort(static (a, b) => a.CapturedAt != b.CapturedAt ? a.CapturedAt.CompareTo(b.CapturedAt) : string.CompareOrdinal(a.PurchaseId, b.PurchaseId));
+            for (var i = 0; i < captured.Count - CapturedKeptMax; i++) Forget(captured[i]);
+        }
         if (State.Redemptions is { } redemptions)
         {
             foreach (var id in redemptions.Where(r => r.Value.RedeemedAt < cutoff).Select(r => r.Key).ToArray()) RemoveRedemption(id);
+            if (State.Redemptions is { Count: > CapturedKeptMax } many)
+            {
+                var leaving = many.OrderBy(r => r.Value.RedeemedAt).ThenBy(r => r.Key, StringComparer.Ordinal).Take(many.Count - CapturedKeptMax).Select(r => r.Key).ToArray();
+                foreach (var id in leaving) RemoveRedemption(id);
+            }
         }
         if (State.Months.Count <= MonthsKeptBeforeNewest + 1) return;
         var keepFrom = new MonthKey(State.Months.Keys.Max());

@@ -109,6 +109,19 @@ public sealed partial class MemberAccount
     public static readonly TimeSpan DedupeMemory = TimeSpan.FromDays(45);
 
     public const int DedupePruneEveryEntries = 64;
+
+    /// <summary>
+    /// Captured purchases (and redemptions) kept in memory at most, the most recent: a member with a heavy card (a
+    /// merchant's, a hot test card) would otherwise hold every capture of the last <see cref="CaptureMemory"/>, and its
+    /// snapshot with them. Refunds of older ones read their rows, as after the age limit.
+    /// </summary>
+    public const int CapturedKeptMax = 32;
+
+    /// <summary>
+    /// Idempotency records kept in memory at most (besides those of purchases still in memory); an older retry is
+    /// recognised by the ledger's unique message id, as after <see cref="DedupeMemory"/>.
+    /// </summary>
+    public const int ProcessedKeptMax = 128;
 }
 
 /// <summary>Campaign budget a reversal, refund or expiry gave back.</summary>

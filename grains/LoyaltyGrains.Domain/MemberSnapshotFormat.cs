@@ -5,12 +5,13 @@ namespace LoyaltyGrains.Domain;
 /// <summary>
 /// How a member's projection is stored as a snapshot: JSON of <see cref="MemberState"/> with stable names. Version 1
 /// (no version field) held dictionaries and a member id in every idempotency record; version 2 holds compact maps
-/// written in the same JSON shape, so both read. A snapshot that cannot be read (damaged, another member's, or written
+/// written in the same JSON shape; version 3 adds to each idempotency record the purchase it was about (records without
+/// it leave memory by age only). All three read. A snapshot that cannot be read (damaged, another member's, or written
 /// by a newer engine) is no error: the caller rebuilds the member from the ledger, which is the truth.
 /// </summary>
 public static class MemberSnapshotFormat
 {
-    public const int Version = 2;
+    public const int Version = 3;
 
     private static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.General);
 

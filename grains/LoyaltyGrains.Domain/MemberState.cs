@@ -81,6 +81,12 @@ public struct ProcessedMessage
     public long PendingAfterMinor { get; set; }
     public long AvailableAfterMinor { get; set; }
     public AccrualLine[] Breakdown { get; set; }
+    /// <summary>
+    /// The purchase (or redemption) the message was about: while that is in memory its records stay too, so a retry
+    /// of any of its messages is answered from memory. Null in snapshots written before it was kept: such records
+    /// leave memory by age only.
+    /// </summary>
+    public string? PurchaseId { get; set; }
 
     public readonly PostingOutcome ToOutcome(string transactionId, string memberId) =>
         new(transactionId, Duplicate: true, memberId, CardId ?? "", AccruedMinor, PendingAfterMinor, AvailableAfterMinor, Breakdown ?? []);

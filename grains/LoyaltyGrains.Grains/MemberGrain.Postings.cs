@@ -1,5 +1,6 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
+using LoyaltyGrains.Grains.Ledger;
 
 namespace LoyaltyGrains.Grains;
 
@@ -60,7 +61,10 @@ public sealed partial class MemberGrain
     private async ValueTask<Result<PostingOutcome>> DecideAsync(Posting posting, MemberAccount account)
     {
         var programs = rules.Programs;
-        if (posting.Redeem is { } redeem) return account.Redeem(redeem, programs, clock.GetUtcNow());
+        if (posting.Redeem is { } redeem)
+        {
+            return await CheckRefusalAsync(account, redeem.TransactionId, MemberAccount.FingerprintOf(redeem), account.Redeem(redeem, programs, clock.GetUtcNow()));
+        }
         switch (posting.Item)
         {
             case { Authorize: { } m }:
@@ -69,7 +73,8 @@ public sealed partial class MemberGrain
                     SharedStrings.Merchants.Share(m.MerchantId), m.OccurredAt, CardStanding(m.CardId, posting.Card));
                 var cold = await ColdRowsAsync(account.ColdAuthorization(m.TransactionId, m.OccurredAt, clock.GetUtcNow()));
                 posting.Grants = await budgets.ReserveAsync(account.PlanAuthorize(command, programs, rules.Catalogue, rules.Campaigns));
-                return account.Authorize(command, programs, rules.Catalogue, clock.GetUtcNow(), posting.Grants, cold);
+                return await CheckRefusalAsync(account, m.TransactionId, MemberAccount.FingerprintOf(command),
+                    account.Authorize(command, programs, rules.Catalogue, clock.GetUtcNow(), posting.Grants, cold));
             }
             case { Capture: { } m }:
             {
@@ -77,20 +82,43 @@ public sealed partial class MemberGrain
                     SharedStrings.Merchants.Share(m.MerchantId), SharedStrings.Currencies.Share(m.Currency));
                 var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.AuthorizationId));
                 posting.Grants = await budgets.ReserveAsync(account.PlanCapture(command, programs, rules.Catalogue, rules.Campaigns, clock.GetUtcNow(), cold));
-                return account.Capture(command, programs, rules.Catalogue, clock.GetUtcNow(), posting.Grants, cold);
+                return await CheckRefusalAsync(account, m.TransactionId, MemberAccount.FingerprintOf(command),
+                    account.Capture(command, programs, rules.Catalogue, clock.GetUtcNow(), posting.Grants, cold));
             }
             case { Reverse: { } m }:
             {
+                var command = new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt);
                 var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.AuthorizationId));
-                return account.Reverse(new ReverseCommand(m.TransactionId, m.AuthorizationId, m.CardId, m.AmountMinor, m.OccurredAt), programs, clock.GetUtcNow(), cold);
+                return await CheckRefusalAsync(account, m.TransactionId, MemberAccount.FingerprintOf(command), account.Reverse(command, programs, clock.GetUtcNow(), cold));
             }
             case { Refund: { } m }:
             {
+                var command = new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt);
                 var cold = await ColdRowsAsync(account.ColdReference(m.TransactionId, m.OriginalTransactionId));
-                return account.Refund(new RefundCommand(m.TransactionId, m.OriginalTransactionId, m.CardId, m.AmountMinor, m.OccurredAt), programs, clock.GetUtcNow(), cold);
+                return await CheckRefusalAsync(account, m.TransactionId, MemberAccount.FingerprintOf(command), account.Refund(command, programs, clock.GetUtcNow(), cold));
             }
             default:
                 throw new LoyaltyRejectedException(RejectionCode.InvalidArgument, "kind: one of authorize, capture, reverse, refund is required");
         }
+    }
+
+    /// <summary>
+    /// A refusal of a message whose idempotency record may have left memory is checked against the ledger first: a late
+    /// retry is answered DUPLICATE (or ALREADY_EXISTS for another payload), as a retry in memory would be. Refusals only,
+    /// so the hot path never reads the database; an accepted late retry is caught by the ledger's unique id instead.
+    /// </summary>
+    private async ValueTask<Result<PostingOutcome>> CheckRefusalAsync(MemberAccount account, string transactionId, long fingerprint, Result<PostingOutcome> decision)
+    {
+        if (!account.RefusalNeedsLedgerCheck(transactionId, decision)) return decision;
+        LedgerEntry? row;
+        try
+        {
+            row = await ledger.FindAsync(transactionId);
+        }
+        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
+        {
+            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id");
+        }
+        return account.AnswerFromLedgerRow(transactionId, fingerprint, row) ?? decision;
     }
 }

@@ -20,6 +20,14 @@ public sealed partial class MemberGrain
     private Task? _snapshotWrite;
 
     /// <summary>
+    /// A busy member (thousands of postings a second) snapshots at most this often: more would only write the same hot
+    /// state again, and activation replays at most a second of its rows more.
+    /// </summary>
+    public static readonly TimeSpan SnapshotIntervalMin = TimeSpan.FromSeconds(1);
+
+    private long _snapshotStartedTicks;
+
+    /// <summary>
     /// Starts a snapshot after a commit without holding the member's queue: the state is serialized in this turn and
     /// written while later postings are decided (a busy member's snapshot is large, and its replies must not wait for it).
     /// </summary>
@@ -27,6 +35,9 @@ public sealed partial class MemberGrain
     {
         if (_snapshotWrite is { IsCompleted: false }) return;
         if (_account is not { } account || account.State.Sequence - _snapshotSequence < SnapshotEveryEntries) return;
+        var now = Environment.TickCount64;
+        if (now - _snapshotStartedTicks < (long)SnapshotIntervalMin.TotalMilliseconds) return; // the sweep or a later commit writes it
+        _snapshotStartedTicks = now;
         _snapshotWrite = TrySnapshotAsync(SnapshotEveryEntries);
     }
 

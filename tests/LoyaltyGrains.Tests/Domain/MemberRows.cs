@@ -26,6 +26,9 @@ public sealed class MemberRows
         account.ClearUncommitted();
     }
 
+    /// <summary>The row recorded under a message id (the ledger's unique key), if any.</summary>
+    public LedgerEntry? Row(string messageId) => _byMessage.GetValueOrDefault(messageId);
+
     /// <summary>
     /// MemberGrain's cold read: the rows of the purchase the reference's own row belongs to, from that row on; when no
     /// row has that id, the rows of a purchase with that id (a force post naming its authorization).

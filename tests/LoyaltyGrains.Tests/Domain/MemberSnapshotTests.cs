@@ -62,6 +62,13 @@ public sealed class MemberSnapshotTests
         return Sort(node)!.ToJsonString();
     }
 
+    private static string WithoutRecordPurchases(string canonical)
+    {
+        var node = JsonNode.Parse(canonical)!.AsObject();
+        foreach (var (_, record) in node["Processed"]!.AsObject()) record!.AsObject().Remove(nameof(ProcessedMessage.PurchaseId));
+        return node.ToJsonString();
+    }
+
     private static JsonNode? Sort(JsonNode? node) => node switch
     {
         JsonObject o => new JsonObject(o.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => KeyValuePair.Create(p.Key, Sort(p.Value?.DeepClone())))),
@@ -76,7 +83,8 @@ public sealed class MemberSnapshotTests
         Assert.NotNull(old);
         Assert.Equal(0, old.FormatVersion);
         var (live, rows) = SameMessages();
-        Assert.Equal(Canonical(live.State), Canonical(old));
+        // Version 3 records name their purchase; older snapshots' records do not (they leave memory by age only).
+        Assert.Equal(WithoutRecordPurchases(Canonical(live.State)), WithoutRecordPurchases(Canonical(old)));
         var replayed = new MemberAccount("old");
         foreach (var row in rows) replayed.Apply(row);
         Assert.Equal(Canonical(live.State), Canonical(replayed.State));
