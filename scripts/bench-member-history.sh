@@ -8,6 +8,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 dotnet build LoyaltyGrains.sln -c Release -v quiet -nologo
 source "$root/scripts/lib/throwaway-postgres.sh"
+# The silo and the bench share a signing key made for this run (the bench mints its bearer token with it).
+export LOYALTY_AUTH_SIGNING_KEY="${LOYALTY_AUTH_SIGNING_KEY:-$(head -c 32 /dev/urandom | base64)}"
 
 grpc_port=$((port + 100))
 start_silo loyalty_history "$grpc_port"

@@ -101,7 +101,7 @@ internal static class MemberHistoryBench
         var stored = await StoredSnapshotBytesAsync(database, old);
         var hot = Replay(old, rows, keepSettled: false);
         Console.WriteLine($"snapshot of the member with history: {storedAtHistory:N0} B stored at {history} + 110 purchases; {stored:N0} B after the run " +
-            "(every purchase of the run is recent: captures and idempotency records stay 45 days); projection at " + $"{history} purchases " +
+            "(the run's recent captures and their idempotency records, at most 32 captures and 128 other records besides open purchases); projection at " + $"{history} purchases " +
             $"{JsonSerializer.SerializeToUtf8Bytes(hot.State).Length:N0} B ({hot.State.Purchases.Count} purchases, {hot.State.Processed.Count} idempotency records in memory); " +
             $"with the whole history in memory it would be {keptWhole:N0} B");
         return 0;
