@@ -201,7 +201,9 @@ public sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int queue
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             // The agent retries on its timer; the events wait in the outbox meanwhile.
-            if (!_failing) logger.LogWarning(ex, "Partner events: queue {Queue} cannot read the outbox; retrying", queue);
+            // An outage is already logged once by the database's availability; its stack adds nothing, another fault's does.
+            if (!_failing && Contracts.Faults.IsUnavailable(ex)) logger.LogWarning("Partner events: queue {Queue} cannot read the outbox ({Reason}); retrying", queue, ex.GetBaseException().Message);
+            else if (!_failing) logger.LogWarning(ex, "Partner events: queue {Queue} cannot read the outbox; retrying", queue);
             _failing = true;
             return [];
         }

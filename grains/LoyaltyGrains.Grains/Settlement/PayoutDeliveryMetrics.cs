@@ -62,7 +62,8 @@ public sealed class PayoutDeliveryMetrics(IPartnerSettlementStore store, TimePro
             catch (Exception ex)
             {
                 // The last figures stay exported; the lag keeps growing from the oldest event seen.
-                if (!failing) logger.LogWarning(ex, "Partner payouts: the outbox cannot be counted for the lag metric; retrying");
+                if (!failing && Contracts.Faults.IsUnavailable(ex)) logger.LogWarning("Partner payouts: the outbox cannot be counted for the lag metric ({Reason}); retrying", ex.GetBaseException().Message);
+                else if (!failing) logger.LogWarning(ex, "Partner payouts: the outbox cannot be counted for the lag metric; retrying");
                 failing = true;
             }
             try
