@@ -1,6 +1,7 @@
 using System.Net;
 using LoyaltyGrains.Gateway.Auth;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.Logging;
 
@@ -38,8 +39,26 @@ public static class NodeHosting
         app.MapPrometheusScrapingEndpoint().RequireHost(metricsHost);
         app.MapHealthChecks("/healthz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { Predicate = _ => false })
             .RequireHost(metricsHost);
-        app.MapHealthChecks("/readyz").RequireHost(metricsHost);
+        app.MapHealthChecks("/readyz", new Microsoft.AspNetCore.Diagnostics.HealthChecks.HealthCheckOptions { ResponseWriter = WriteReadiness })
+            .RequireHost(metricsHost);
         return app;
+    }
+
+    /// <summary>
+    /// The overall status on the first line (what probes compare), then one line per check with its own status and why:
+    /// failed probes are not logged one by one, so this is where an operator reads why a node is not ready.
+    /// </summary>
+    private static Task WriteReadiness(HttpContext context, Microsoft.Extensions.Diagnostics.HealthChecks.HealthReport report)
+    {
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var text = new System.Text.StringBuilder().Append(report.Status).Append('\n');
+        foreach (var (name, entry) in report.Entries)
+        {
+            text.Append(name).Append(": ").Append(entry.Status);
+            if (entry.Description is { Length: > 0 } why) text.Append(" (").Append(why).Append(')');
+            text.Append('\n');
+        }
+        return context.Response.WriteAsync(text.ToString());
     }
 
     /// <summary>Runs the host; an error that stops it is one clear line and exit 1, not an unhandled-exception abort (134).</summary>

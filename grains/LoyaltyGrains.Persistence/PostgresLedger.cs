@@ -87,6 +87,9 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
     private const int PartitionMonthsAhead = 3;
 
     private readonly NpgsqlDataSource _source;
+    // The health probe's own single connection: it asks whether PostgreSQL answers, and must not queue behind a busy pool
+    // (a node replaying members after a restart would otherwise call itself unready exactly while it catches up).
+    private readonly NpgsqlDataSource _probeSource;
     private readonly PostgresLedgerOptions _options;
     private readonly ILogger _logger;
     private readonly PostgresAvailability _availability;
@@ -104,6 +107,10 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         _logger = logger;
         _availability = availability ?? new PostgresAvailability(logger);
         _source = NpgsqlDataSource.Create(PostgresHosting.Tune(connectionString));
+        _probeSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(PostgresHosting.Tune(connectionString))
+        {
+            MaxPoolSize = 1, MinPoolSize = 0, ApplicationName = "loyalty-health",
+        }.ConnectionString);
         _queue = Channel.CreateBounded<PendingAppend>(new BoundedChannelOptions(options.QueueAppendsMax)
         {
             FullMode = BoundedChannelFullMode.Wait, SingleReader = false, SingleWriter = false,
@@ -155,14 +162,15 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         {
             try
             {
-                await using var command = _source.CreateCommand("SELECT 1");
+                await using var command = _probeSource.CreateCommand("SELECT 1");
                 await command.ExecuteScalarAsync().WaitAsync(timeout).ConfigureAwait(false);
                 _availability.ReportSuccess();
                 return true;
             }
             catch (Exception ex) when (attempt == 1 && PostgresFaults.IsUnavailable(ex) && ex is not TimeoutException)
             {
-                _source.Clear();
+                // The probe's idle connection died with the outage: one fresh try before saying "unreachable".
+                _probeSource.Clear();
             }
             catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) || ex is TimeoutException)
             {
@@ -227,6 +235,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
         {
         }
         await _source.DisposeAsync().ConfigureAwait(false);
+        await _probeSource.DisposeAsync().ConfigureAwait(false);
         _stopping.Dispose();
     }
 

@@ -27,9 +27,10 @@ public abstract class EngineProcess : IAsyncDisposable
     private int? _exitCodeAtDisposal;
 
     /// <summary>Starts <paramref name="dll"/> with <paramref name="environment"/> and returns at once; <paramref name="what"/> names it in messages.</summary>
-    protected EngineProcess(string what, string dll, IReadOnlyDictionary<string, string> environment, int grpcPort)
+    protected EngineProcess(string what, string dll, IReadOnlyDictionary<string, string> environment, int grpcPort, int metricsPort)
     {
         _what = what;
+        MetricsPort = metricsPort;
         var info = new ProcessStartInfo("dotnet", $"\"{dll}\"")
         {
             RedirectStandardOutput = true,
@@ -62,6 +63,7 @@ public abstract class EngineProcess : IAsyncDisposable
         LoyaltyTokens.Mint(new LoyaltyAuthOptions { SigningKey = SigningKey }, new TokenRequest(subject, roles, partnerId, TimeSpan.FromHours(2)));
 
     public int GrpcPort { get; }
+    public int MetricsPort { get; }
     public GrpcChannel Channel { get; }
     public int Pid { get; }
     public bool HasExited => _disposed || _process.HasExited;
@@ -107,12 +109,36 @@ public abstract class EngineProcess : IAsyncDisposable
     {
         var health = new Health.HealthClient(Channel);
         var waited = Stopwatch.StartNew();
+        var answers = new Dictionary<string, int>();
         while (true)
         {
             if (_process.HasExited) throw new InvalidOperationException($"{_what} exited with {_process.ExitCode}:\n{Log}");
-            if (waited.Elapsed > timeout) throw new TimeoutException($"{_what} did not serve within {timeout}:\n{Log}");
-            if (await CheckHealthAsync(health) == HealthCheckResponse.Types.ServingStatus.Serving) return _started.Elapsed;
+            if (waited.Elapsed > timeout)
+            {
+                // What health said meanwhile and why the node is not ready, so a slow start can be told from a stuck one.
+                throw new TimeoutException($"{_what} did not serve within {timeout}; health answers: " +
+                    $"{string.Join(", ", answers.Select(a => $"{a.Key} x{a.Value}"))}; /readyz: {await ReadinessAsync()}\n{Log}");
+            }
+            var status = await CheckHealthAsync(health);
+            if (status == HealthCheckResponse.Types.ServingStatus.Serving) return _started.Elapsed;
+            var answer = status?.ToString() ?? "no answer within 1 s";
+            answers[answer] = answers.GetValueOrDefault(answer) + 1;
             await Task.Delay(100);
+        }
+    }
+
+    /// <summary>The readiness report from the metrics port (overall, then each check with its reason), for failure messages.</summary>
+    public async Task<string> ReadinessAsync()
+    {
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            using var reply = await http.GetAsync($"http://127.0.0.1:{MetricsPort}/readyz");
+            return $"{(int)reply.StatusCode} {(await reply.Content.ReadAsStringAsync()).Trim().Replace('\n', ';')}";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return $"no answer ({ex.GetBaseException().Message})";
         }
     }
 

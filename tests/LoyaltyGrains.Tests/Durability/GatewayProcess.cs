@@ -14,7 +14,7 @@ public sealed class GatewayProcess : EngineProcess
             ["LOYALTY_POSTGRES"] = postgres,
             ["LOYALTY_GRPC_PORT"] = grpcPort.ToString(CultureInfo.InvariantCulture),
             ["LOYALTY_METRICS_PORT"] = metricsPort.ToString(CultureInfo.InvariantCulture),
-        }, grpcPort)
+        }, grpcPort, metricsPort)
     {
     }
 
