@@ -51,16 +51,11 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
                 settings.ListenAddress, settings.GrpcPort, settings.MetricsPort);
             return;
         }
-        logger.LogWarning(
-            """
-
-            ==================================================================================
-             LoyaltyGrains embedded default: gRPC (h2c) on {Address}:{Port}, metrics on :{MetricsPort}/metrics
-             STATE IS NOT DURABLE: ledger, balances and cards live in this process's memory
-             and are lost when it stops. Demo program and members are seeded.
-             For durable mode set ConnectionStrings__Postgres or LOYALTY_POSTGRES.
-            ==================================================================================
-            """, settings.ListenAddress, settings.GrpcPort, settings.MetricsPort);
+        // One line, like every log entry: the warning must survive log shippers that split on newlines.
+        logger.LogWarning("LoyaltyGrains embedded default: gRPC (h2c) on {Address}:{Port}, metrics on :{MetricsPort}/metrics. " +
+            "STATE IS NOT DURABLE: ledger, balances and cards live in this process's memory and are lost when it stops; " +
+            "demo program and members are seeded. For durable mode set ConnectionStrings__Postgres or LOYALTY_POSTGRES",
+            settings.ListenAddress, settings.GrpcPort, settings.MetricsPort);
     }
 
     private static int Port(IConfiguration configuration, string key, string variable, int fallback)
