@@ -41,19 +41,30 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output)
     public async Task Server_restarted_under_load_loses_nothing_and_writes_recover()
     {
         await using var run = await FaultRun.StartAsync("restart", Workers);
+        var readinessDown = "";
         var report = await run.RunAsync(async r =>
         {
             // Immediate: the way a crashed or failed-over server goes (no goodbye to clients), with crash recovery on start.
             await r.Database.StopAsync(immediate: true);
             var stopped = r.Now;
-            await Task.Delay(Down);
+            // Probes run at most once a second: by now one has seen the database gone.
+            await Task.Delay(TimeSpan.FromSeconds(1.5));
+            readinessDown = await r.Silo.ReadinessAsync();
+            await Task.Delay(Down - (r.Now - stopped));
             await r.Database.StartAgainAsync();
             // Down = stopped plus the time the new server took to recover and accept connections.
             return $"server stopped (immediate), started again after {Down.TotalSeconds:0} s, accepting connections again after " +
                 $"{(r.Now - stopped).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s";
         }, databaseUnreachable: true);
-        Record("server restarted", report.Summary);
-        report.AssertMet();
+        var readinessAfter = await run.Silo.ReadinessAsync();
+        Record("server restarted", $"{report.Summary}; /readyz while down: {readinessDown}; after: {readinessAfter}");
+        // Failed probes are not logged one by one, so readiness must say which check failed and why.
+        var readiness = new List<string>();
+        if (!readinessDown.StartsWith("503 Unhealthy", StringComparison.Ordinal) || !readinessDown.Contains("database: Unhealthy (", StringComparison.Ordinal))
+            readiness.Add($"/readyz while the database was down did not name the database as the failed check: {readinessDown}");
+        if (!readinessAfter.StartsWith("200 Healthy", StringComparison.Ordinal) || !readinessAfter.Contains("database: Healthy", StringComparison.Ordinal))
+            readiness.Add($"/readyz after recovery is not Healthy: {readinessAfter}");
+        report.AssertMet(readiness);
     }
 
     [Fact]
