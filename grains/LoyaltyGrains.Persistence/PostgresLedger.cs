@@ -169,8 +169,10 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
             }
             catch (Exception ex) when (attempt == 1 && PostgresFaults.IsUnavailable(ex) && ex is not TimeoutException)
             {
-                // The probe's idle connection died with the outage: one fresh try before saying "unreachable".
+                // The probe's idle connection died with the outage, and the ledger's idle ones most likely did too
+                // (ClearAllPools does not reach data sources): one fresh try before saying "unreachable".
                 _probeSource.Clear();
+                _source.Clear();
             }
             catch (Exception ex) when (PostgresFaults.IsUnavailable(ex) || ex is TimeoutException)
             {
