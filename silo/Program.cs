@@ -29,7 +29,7 @@ builder.WebHost.ConfigureKestrel(kestrel => kestrel.ListenForLoyalty(settings.Li
 if (settings.PostgresConnectionString is { } postgres)
 {
     // Durable mode: the schema first (clustering reads its queries from it), then a silo on PostgreSQL.
-    using (var startupLogs = LoggerFactory.Create(b => b.AddSimpleConsole(LogFormat.SingleLine)))
+    using (var startupLogs = LoggerFactory.Create(b => b.AddConfiguration(builder.Configuration.GetSection("Logging")).AddConsole()))
     {
         var startupLog = startupLogs.CreateLogger("LoyaltyGrains.Startup");
         try

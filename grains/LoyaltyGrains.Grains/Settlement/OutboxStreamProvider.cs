@@ -202,8 +202,11 @@ public sealed class OutboxQueueReceiver(IPartnerSettlementStore store, int queue
         {
             // The agent retries on its timer; the events wait in the outbox meanwhile.
             // An outage is already logged once by the database's availability; its stack adds nothing, another fault's does.
-            if (!_failing && Contracts.Faults.IsUnavailable(ex)) logger.LogWarning("Partner events: queue {Queue} cannot read the outbox ({Reason}); retrying", queue, ex.GetBaseException().Message);
-            else if (!_failing) logger.LogWarning(ex, "Partner events: queue {Queue} cannot read the outbox; retrying", queue);
+            if (!_failing)
+            {
+                logger.LogWarning(Contracts.Faults.IsUnavailable(ex) ? null : ex, "Partner events: queue {Queue} cannot read the outbox ({Reason}); retrying",
+                    queue, ex.GetBaseException().Message);
+            }
             _failing = true;
             return [];
         }

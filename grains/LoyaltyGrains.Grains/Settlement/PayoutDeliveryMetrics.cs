@@ -62,8 +62,12 @@ public sealed class PayoutDeliveryMetrics(IPartnerSettlementStore store, TimePro
             catch (Exception ex)
             {
                 // The last figures stay exported; the lag keeps growing from the oldest event seen.
-                if (!failing && Contracts.Faults.IsUnavailable(ex)) logger.LogWarning("Partner payouts: the outbox cannot be counted for the lag metric ({Reason}); retrying", ex.GetBaseException().Message);
-                else if (!failing) logger.LogWarning(ex, "Partner payouts: the outbox cannot be counted for the lag metric; retrying");
+                // A database outage is logged once elsewhere: the reason without its stack; any other fault with it.
+                if (!failing)
+                {
+                    logger.LogWarning(Contracts.Faults.IsUnavailable(ex) ? null : ex, "Partner payouts: the outbox cannot be counted for the lag metric ({Reason}); retrying",
+                        ex.GetBaseException().Message);
+                }
                 failing = true;
             }
             try
