@@ -44,12 +44,19 @@ stop_postgres() {
 }
 trap stop_postgres EXIT
 
-# A port still held by a server from an earlier, killed run: take the next free one.
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-
 "${run_as[@]}" "$bin/initdb" -D "$data/db" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-"${run_as[@]}" "$bin/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 60 \
-  -o "-h 127.0.0.1 -p $port -k $data -c max_connections=300 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on -c max_wal_size=4GB" start >/dev/null
+# A port still held by a server from an earlier, killed run: take the next free one. The check is not atomic, so a
+# start that fails (another process took the port meanwhile) says why and tries the next port, three times at most.
+for attempt in 1 2 3; do
+  while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+  "${run_as[@]}" "$bin/pg_ctl" -D "$data/db" -l "$data/server.log" -w -t 60 \
+    -o "-h 127.0.0.1 -p $port -k $data -c max_connections=300 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on -c max_wal_size=4GB" start >/dev/null \
+    && break
+  echo "PostgreSQL did not start on port $port (attempt $attempt of 3); its log:"
+  tail -20 "$data/server.log" 2>/dev/null || true
+  [ "$attempt" -lt 3 ] || exit 1
+  port=$((port + 1))
+done
 for _ in $(seq 1 60); do
   "$bin/pg_isready" -h 127.0.0.1 -p "$port" -q && break
   sleep 0.5
