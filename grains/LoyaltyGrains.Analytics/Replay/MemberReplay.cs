@@ -163,9 +163,10 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
     private void ExpirePending(ReplayRow row)
     {
         if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured) return;
-        MonthOf(purchase.Month).CategoryCapUsedMinor -= purchase.CategoryReservedMinor;
-        purchase.CategoryReservedMinor = 0;
-        purchase.PendingLines = AccrualCalculator.Scale(purchase.PendingLines, 0, 1);
+        var release = PendingReversal.AtExpiry(purchase.PendingLines, purchase.CategoryReservedMinor);
+        MonthOf(purchase.Month).CategoryCapUsedMinor += release.CategoryCapDeltaMinor;
+        purchase.CategoryReservedMinor += release.CategoryCapDeltaMinor;
+        purchase.PendingLines = release.PendingLines;
         purchase.RemainingAuthorizedMinor = 0;
     }
 
