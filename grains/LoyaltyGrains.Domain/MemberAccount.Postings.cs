@@ -317,17 +317,14 @@ public sealed partial class MemberAccount
     }
 
     private Accrual Price(ProgramConfig program, MccCatalogue catalogue, long amountMinor, int mcc, string merchantId, DateTimeOffset at,
-        MonthKey month, long reservedMinor, IReadOnlyList<CampaignGrant>? grants = null)
-    {
-        var monthState = State.Months.GetValueOrDefault(month.Value);
-        return PurchasePricing.Price(program, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, at), TierFor(program, month), State.Premium,
-            monthState?.ChosenCategories ?? [], monthState?.CategoryCapUsedMinor ?? 0, reservedMinor, grants);
-    }
+        MonthKey month, long reservedMinor, IReadOnlyList<CampaignGrant>? grants = null) =>
+        AccrualCalculator.Compute(program, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, at), Facts(program, month, reservedMinor), grants);
 
     private MemberFacts Facts(ProgramConfig program, MonthKey month, long reservedMinor)
     {
         var monthState = State.Months.GetValueOrDefault(month.Value);
-        return PurchasePricing.Facts(TierFor(program, month), State.Premium, monthState?.ChosenCategories ?? [], monthState?.CategoryCapUsedMinor ?? 0, reservedMinor);
+        return PurchasePricing.Facts(TierFor(program, month), State.Premium, monthState?.ChosenCategories ?? [],
+            monthState?.CategoryCapUsedMinor ?? 0, reservedMinor);
     }
 
     /// <summary>Records budget given back: what campaign lines had before minus what they keep after.</summary>

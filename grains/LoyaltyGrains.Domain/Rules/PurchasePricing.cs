@@ -4,7 +4,8 @@ namespace LoyaltyGrains.Domain;
 /// Prices one purchase for a member in its programme month (docs/RULES.md, "Rates", "Caps"): the month's tier, the
 /// member's premium standing and chosen categories, and the month's category cap as used by every other purchase — a
 /// purchase already holding a reservation of the cap (a capture of its authorization) is priced against the cap net of
-/// its own reservation. The member's live pricing, quotes and the what-if replay all price here.
+/// its own reservation. The member's live pricing and quotes (MemberAccount) and the what-if replay all take the member's
+/// facts from <see cref="Facts"/> and price with <see cref="AccrualCalculator.Compute"/>.
 /// </summary>
 public static class PurchasePricing
 {
