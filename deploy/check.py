@@ -229,6 +229,8 @@ def check_pod(where, spec, objects, config_maps, role_bound_accounts):
 
 def check_workload(where, kind, obj, objects, config_maps, role_bound_accounts, services):
     spec = obj["spec"]
+    if kind == "CronJob":
+        spec, kind = spec["jobTemplate"]["spec"], "Job"
     template = spec["template"]
     labels = (template.get("metadata") or {}).get("labels") or {}
     pod = template["spec"]
@@ -356,9 +358,9 @@ def check_render(name, docs, is_base):
             problem(f"{where0} ServiceAccount/{n}", "automountServiceAccountToken must be false (pods that need a token opt in)")
     pods = {}  # workload name -> (labels, container port names and numbers)
     for (k, n), o in objects.items():
-        if k in ("Deployment", "StatefulSet", "Job"):
+        if k in ("Deployment", "StatefulSet", "Job", "CronJob"):
             check_workload(f"{where0} {k}/{n}", k, o, objects, config_maps, role_bound, services)
-            tpl = o["spec"]["template"]
+            tpl = o["spec"]["jobTemplate"]["spec"]["template"] if k == "CronJob" else o["spec"]["template"]
             ports = {}
             for c in tpl["spec"]["containers"]:
                 for p in c.get("ports") or []:

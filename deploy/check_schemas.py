@@ -148,6 +148,13 @@ SCHEMAS = {
         "template": POD_TEMPLATE, "backoffLimit": int, "activeDeadlineSeconds": int, "ttlSecondsAfterFinished": int,
         "completions": int, "parallelism": int, "suspend": bool,
         "__required__": ["template"]}),
+    ("batch/v1", "CronJob"): top({
+        "schedule": str, "timeZone": str, "concurrencyPolicy": str, "suspend": bool, "startingDeadlineSeconds": int,
+        "successfulJobsHistoryLimit": int, "failedJobsHistoryLimit": int,
+        "jobTemplate": {"metadata": TEMPLATE_META, "spec": {
+            "template": POD_TEMPLATE, "backoffLimit": int, "activeDeadlineSeconds": int, "ttlSecondsAfterFinished": int,
+            "completions": int, "parallelism": int, "__required__": ["template"]}, "__required__": ["spec"]},
+        "__required__": ["schedule", "jobTemplate"]}),
     ("policy/v1", "PodDisruptionBudget"): top({
         "minAvailable": INTSTR, "maxUnavailable": INTSTR, "selector": LABEL_SELECTOR,
         "unhealthyPodEvictionPolicy": str, "__required__": ["selector"]}),
