@@ -356,6 +356,13 @@ def check_render(name, docs, is_base):
                     problem(f"{where0} Role/{n}", "wildcards grant more than the silo needs")
         if k == "ServiceAccount" and o.get("automountServiceAccountToken") is not False:
             problem(f"{where0} ServiceAccount/{n}", "automountServiceAccountToken must be false (pods that need a token opt in)")
+    # The install and upgrade runbook applies everything but the serving nodes first (migrations before silos), with
+    # the selector app.kubernetes.io/component notin (silo,gateway): the workloads' own labels must say which is which.
+    for (k, n), o in objects.items():
+        component = (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+        expected = {"StatefulSet": ("silo",), "Deployment": ("gateway",), "Job": ("migrations",), "CronJob": ("migrations",)}.get(k)
+        if expected and component not in expected:
+            problem(f"{where0} {k}/{n}", f"label app.kubernetes.io/component={component!r}, expected {expected[0]!r} (the runbook's two-step apply selects by it)")
     pods = {}  # workload name -> (labels, container port names and numbers)
     for (k, n), o in objects.items():
         if k in ("Deployment", "StatefulSet", "Job", "CronJob"):
