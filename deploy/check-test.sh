@@ -15,8 +15,9 @@ fresh() {
   rm -rf "$work/repo" && mkdir -p "$work/repo"
   cp -r "$deploy" "$work/repo/deploy"
   cp "$root/.dockerignore" "$work/repo/.dockerignore"
-  for entry in grains gateway silo docs Directory.Build.props Directory.Packages.props global.json .editorconfig; do
-    [ -e "$root/$entry" ] && ln -s "$root/$entry" "$work/repo/$entry"
+  local entry
+  for entry in "$root"/* "$root"/.editorconfig; do
+    case "$(basename "$entry")" in deploy|tests|loadtests) ;; *) [ -e "$entry" ] && ln -s "$entry" "$work/repo/$(basename "$entry")" ;; esac
   done
   copy="$work/repo/deploy"
 }
