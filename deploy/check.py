@@ -36,10 +36,10 @@ def rel(path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# What the engine reads: every *.cs file of the repository (bin/ and obj/ excluded).
+# What the engine reads: every *.cs file of the engine (tests, load tools, bin/ and obj/ excluded).
 source_files = []
 for dp, dns, fs in os.walk(root, followlinks=True):
-    dns[:] = [d for d in dns if d not in ("bin", "obj", ".git", "node_modules", "deploy")]
+    dns[:] = [d for d in dns if d not in ("bin", "obj", ".git", "node_modules", "deploy", "tests", "loadtests")]
     source_files += [os.path.join(dp, f) for f in fs if f.endswith(".cs")]
 source = "\n".join(open(p, encoding="utf-8", errors="replace").read() for p in source_files)
 string_literals = set(re.findall(r'"([^"\\\n]{1,200})"', source))
