@@ -12,6 +12,7 @@ Prometheus and Grafana (with METRICS_FILE, a scrape of a running node): every me
   dashboard query uses is exported, every label it matches or groups by exists on it, and every panel's unit agrees
   with its metric's unit.
 """
+import glob
 import ipaddress
 import json
 import os
@@ -413,6 +414,10 @@ def check_render(name, docs, is_base):
                         if owners and not any(value in pods[w][1] or value in pods[w][1].values() for w in owners):
                             problem(where, f"{direction} port {value} is not a port of {owners}")
         if k == "ServiceMonitor":
+            # Labels Prometheus puts on these targets: the operator's own, and the pod and Service labels copied over.
+            scrape_labels.update({"namespace", "pod", "service", "container", "endpoint"})
+            scrape_labels.update(re.sub(r"[^A-Za-z0-9_]", "_", l) for l in
+                                 (o["spec"].get("podTargetLabels") or []) + (o["spec"].get("targetLabels") or []))
             matched = [s for s in services.values() if selects(o["spec"]["selector"], s["metadata"].get("labels") or {})]
             if not matched:
                 problem(where, "selects no Service (by the Services' own labels)")
@@ -449,6 +454,7 @@ def check_render(name, docs, is_base):
             problem(where0, f"no {kind}")
 
 
+scrape_labels = {"job", "instance"}  # target labels, from the ServiceMonitors and prometheus.yml
 kube = os.path.join(deploy, "kubernetes")
 renders = []
 if os.path.isdir(os.path.join(kube, "base")):
@@ -589,8 +595,15 @@ prom_dir = os.path.join(deploy, "prometheus")
 rule_files = []
 prom_config = os.path.join(prom_dir, "prometheus.yml")
 if os.path.exists(prom_config):
-    for pattern in (yaml.safe_load(open(prom_config)) or {}).get("rule_files") or []:
-        rule_files.append(os.path.join(prom_dir, pattern))
+    prom = yaml.safe_load(open(prom_config)) or {}
+    for pattern in prom.get("rule_files") or []:
+        rule_files += sorted(glob.glob(os.path.join(prom_dir, pattern)))
+    for job in prom.get("scrape_configs") or []:
+        for static in job.get("static_configs") or []:
+            scrape_labels.update((static.get("labels") or {}).keys())
+        for relabel in (job.get("relabel_configs") or []):
+            if relabel.get("target_label"):
+                scrape_labels.add(relabel["target_label"])
 rules = []  # (where, rule)
 for path in rule_files:
     for group in (yaml.safe_load(open(path)) or {}).get("groups") or []:
@@ -626,6 +639,7 @@ if os.path.exists(operations):
         if line.startswith("#"):
             title = line.lstrip("#").strip().lower()
             anchors.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+        anchors.update(re.findall(r'<a (?:id|name)="([^"]+)"', line))
 for where, rule in rules:
     url = ((rule.get("annotations") or {}).get("runbook_url")) or ""
     if "OPERATIONS.md#" in url and url.split("#", 1)[1] not in anchors:
@@ -635,7 +649,7 @@ FUNCTIONS_AND_KEYWORDS = {
     "sum", "min", "max", "avg", "count", "stddev", "stdvar", "topk", "bottomk", "quantile", "count_values", "group",
     "limitk", "limit_ratio", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset", "inf", "nan",
 }
-TARGET_LABELS = {"job", "instance", "namespace", "pod", "service", "container", "endpoint", "node"}
+TARGET_LABELS = scrape_labels
 
 
 def parse_promql(expr):

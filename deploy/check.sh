@@ -30,5 +30,10 @@ for pattern in (yaml.safe_load(open(config)) or {}).get("rule_files") or []:
         print(path)
 PY
 
+# Rule unit tests (promtool test rules), where the rules have them.
+for tests in "$deploy"/prometheus/*.test.yml; do
+  [ -e "$tests" ] && (cd "$deploy/prometheus" && promtool test rules "$(basename "$tests")" >/dev/null)
+done
+
 PYTHONDONTWRITEBYTECODE=1 python3 "$deploy/check.py" "$deploy" "$root" "${METRICS_FILE:-}"
 echo "deploy/check.sh: OK"
