@@ -735,7 +735,9 @@ if metrics_file:
 
     def metric_labels(name):
         if name in exported:
-            return exported[name]
+            # OpenTelemetry writes an attribute only on the measurements that carry it (error.type only on failed
+            # calls): a tag the engine's source writes counts as a possible label even when this scrape lacks it.
+            return exported[name] | source_tags
         base = re.sub(r"_(bucket|sum|count|total)$", "", name)
         candidates = {base, re.sub(r"_(" + "|".join(units) + r")$", "", base)}
         if name.startswith("loyalty_") and candidates & declared:
