@@ -257,7 +257,7 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
     {
         if (row.Breakdown.Length == 0) return [];
         List<CampaignGrant>? grants = null;
-        foreach (var line in BreakdownJson.Decode(row.Breakdown))
+        foreach (var line in BreakdownCodec.Decode(row.Breakdown))
         {
             if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
             var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
@@ -267,13 +267,4 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
     }
 
     private Month MonthOf(int value) => _months.TryGetValue(value, out var month) ? month : _months[value] = new Month();
-}
-
-/// <summary>Reads a ledger breakdown (the JSON array docs/DATA.md describes).</summary>
-public static class BreakdownJson
-{
-    private static readonly System.Text.Json.JsonSerializerOptions Options = new(System.Text.Json.JsonSerializerDefaults.Web);
-
-    public static AccrualLine[] Decode(string json) =>
-        json.Length == 0 ? [] : System.Text.Json.JsonSerializer.Deserialize<AccrualLine[]>(json, Options) ?? [];
 }
