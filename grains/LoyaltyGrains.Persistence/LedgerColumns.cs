@@ -56,6 +56,9 @@ public static class LedgerColumns
         return command;
     }
 
+    /// <summary>Every column's name and SQL type, in table order (what the schema must have: checked by a test).</summary>
+    public static IReadOnlyList<(string Name, string SqlType)> Declared => [.. All.Select(column => (column.Name, column.SqlType))];
+
     /// <summary>The column list, optionally qualified by a table alias: <c>l.member_id, l.sequence, …</c>.</summary>
     public static string Names(string alias = "") =>
         string.Join(", ", All.Select(column => alias.Length == 0 ? column.Name : $"{alias}.{column.Name}"));
