@@ -70,7 +70,7 @@ load() { # DIR SCENARIO NAME
   dotnet "$1/loadtests/LoyaltyGrains.LoadTests/bin/Release/net10.0/LoyaltyGrains.LoadTests.dll" --scenario "$2" \
     --target "http://127.0.0.1:$grpc_port" --rate "$rate" --duration "$duration" --warmup 2s --members "$members" --out "$out/$3" \
     > "$out/$3.log" 2>&1 || { echo "upgrade-check: load $3 failed:"; tail -30 "$out/$3.log"; exit 1; }
-  echo "load $3: $(grep -m1 -i -E "acknowledged|throughput|ok" "$out/$3.log" || tail -1 "$out/$3.log")"
+  echo "load $3: $(grep -m1 "^correctness:" "$out/$3.log" || tail -1 "$out/$3.log")"
 }
 drain() {
   for _ in $(seq 1 600); do
@@ -106,6 +106,7 @@ last_day=$(sql "SELECT (max(recorded_at) AT TIME ZONE 'UTC')::date FROM loyalty.
 schema_before=$(sql "SELECT max(version) FROM loyalty_schema_migrations")
 snapshot before
 echo "before: schema $schema_before; ledger rows|members|available|pending|md5 = $(cat "$out/before.ledger")"
+echo "before: check_ledger() rows $(wc -l < "$out/before.check_ledger"), check_payouts() rows $(wc -l < "$out/before.check_payouts")"
 echo "before: export by the OLD engine: $(export_with "$old_dir" export-before)"
 
 echo "== NEW engine ($new_dir, $(git -C "$new_dir" rev-parse --short HEAD 2>/dev/null || echo '?')): start (migrations apply), stop"
@@ -114,6 +115,7 @@ stop_silo
 schema_after=$(sql "SELECT max(version) FROM loyalty_schema_migrations")
 snapshot after
 echo "after: schema $schema_after; ledger rows|members|available|pending|md5 = $(cat "$out/after.ledger")"
+echo "after: check_ledger() rows $(wc -l < "$out/after.check_ledger"), check_payouts() rows $(wc -l < "$out/after.check_payouts")"
 echo "after: export by the NEW engine: $(export_with "$new_dir" export-after)"
 # Migrations of the new build that add the breakdown columns: the backfill must agree with the JSON, row by row.
 backfill_wrong=0
