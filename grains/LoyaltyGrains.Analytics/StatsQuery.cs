@@ -17,7 +17,7 @@ public static class StatsQuery
     /// </summary>
     private const string Purchases = """
         WITH p AS (
-            SELECT member_id, sequence, kind, purchase_month, category, tier_id, spend_minor, cashback_minor, breakdown
+            SELECT member_id, sequence, kind, purchase_month, category, tier_id, spend_minor, cashback_minor, breakdown, has_partner_line, has_campaign_line
               FROM loyalty.purchase_cashback_v
              WHERE recorded_at >= $1 AND recorded_at < $2
                AND ($3 = '' OR tier_id = $3)
