@@ -8,7 +8,7 @@ COPY grains/LoyaltyGrains.Domain/LoyaltyGrains.Domain.csproj grains/LoyaltyGrain
 COPY grains/LoyaltyGrains.Contracts/LoyaltyGrains.Contracts.csproj grains/LoyaltyGrains.Contracts/
 COPY grains/LoyaltyGrains.Grains/LoyaltyGrains.Grains.csproj grains/LoyaltyGrains.Grains/
 COPY grains/LoyaltyGrains.Persistence/LoyaltyGrains.Persistence.csproj grains/LoyaltyGrains.Persistence/
-COPY gateway/LoyaltyGrains.Gateway.csproj gateway/
+COPY gateway/LoyaltyGrains.Gateway/LoyaltyGrains.Gateway.csproj gateway/LoyaltyGrains.Gateway/
 COPY silo/LoyaltyGrains.Silo.csproj silo/
 RUN dotnet restore silo/LoyaltyGrains.Silo.csproj
 COPY grains/ grains/

@@ -15,7 +15,7 @@ public sealed class MemberSnapshot
 }
 
 /// <summary>
-/// Thin host of a <see cref="MemberAccount"/>: decides a command in memory, commits its ledger entries, then replies.
+/// The grain that hosts a <see cref="MemberAccount"/>: decides a command in memory, commits its ledger entries, then replies.
 /// Serial through one in-grain queue (the journal): calls are done one after another in arrival order, and postings
 /// that queued behind a commit are decided together and committed in one append. Reentrant only so that they can
 /// queue; no call sees another's uncommitted state. If a commit fails, the in-memory state (which already applied the

@@ -26,7 +26,7 @@ builder.UseOrleansClient(client =>
 });
 
 builder.Services.AddLoyaltyGateway();
-// Admin calls and redemptions made through this gateway are audited in the same table as the silos' (gateway/Auth).
+// Admin calls and redemptions made through this gateway are audited in the same table as the silos' (the gateway library's Auth/).
 builder.Services.AddSingleton<LoyaltyGrains.Gateway.Auth.IAuditStore>(new LoyaltyGrains.Gateway.Auth.PostgresAuditStore(settings.PostgresConnectionString));
 // Analytics (figures and what-if replay) read the same ledger database.
 builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(settings.PostgresConnectionString));
