@@ -2,15 +2,16 @@ using System.Globalization;
 using System.Text;
 using Npgsql;
 
-namespace LoyaltyGrains.Silo;
+namespace LoyaltyGrains.Cli;
 
 /// <summary>
-/// `export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR` (PostgreSQL mode, LOYALTY_POSTGRES): per-partner payout statements
+/// The `export` verb's work (ExportVerb: --from YYYY-MM-DD --to YYYY-MM-DD --out DIR; PostgreSQL mode, LOYALTY_POSTGRES): per-partner payout statements
 /// and the programme's double-entry journal for the UTC days from..to (both included), as CSV, computed from the ledger
 /// (the truth) and reconciled against it and against the delivered payouts. Columns: docs/SETTLEMENT.md.
 /// With `--engine URL` (and a token with the admin role in LOYALTY_TOKEN), it also asks the running engine's
 /// Offers.GetPayouts for every partner and reconciles those figures too.
-/// Exit 0 when everything reconciles, 1 when something does not (the files are still written), 2 on bad arguments.
+/// Exit 0 when everything reconciles, 1 when something does not (the files are still written) or the database fails
+/// (then nothing is written), 2 on bad arguments.
 /// </summary>
 public static class SettlementExport
 {
@@ -22,41 +23,48 @@ public static class SettlementExport
         [3] = "accrual", [4] = "accrual", [17] = "referral", [8] = "clawback", [11] = "redemption", [12] = "redemption_refund", [16] = "expiry",
     };
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>
+    /// Writes the files into a staging folder next to <paramref name="outDir"/> and moves them in only when all are
+    /// written: a failure (the database down mid-way) leaves no folder and no half of an export behind.
+    /// </summary>
+    public static async Task<int> RunAsync(string postgres, DateOnly from, DateOnly to, string outDir, string? engineUrl, CliProgress progress, TextWriter output)
     {
-        string? Arg(string name)
-        {
-            var i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-        }
-        if (!DateOnly.TryParseExact(Arg("--from") ?? "", "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var from)
-            || !DateOnly.TryParseExact(Arg("--to") ?? "", "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var to)
-            || to < from || Arg("--out") is not { Length: > 0 } outDir)
-        {
-            await Console.Error.WriteLineAsync("usage: export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR [--engine URL]   (UTC days, both included; reads LOYALTY_POSTGRES, and LOYALTY_TOKEN with --engine)");
-            return 2;
-        }
-        if (Environment.GetEnvironmentVariable("LOYALTY_POSTGRES") is not { Length: > 0 } postgres)
-        {
-            await Console.Error.WriteLineAsync("export: LOYALTY_POSTGRES is not set (the export reads the PostgreSQL ledger)");
-            return 2;
-        }
-        Directory.CreateDirectory(outDir);
         var start = from.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
         var end = to.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
-        await using var source = NpgsqlDataSource.Create(postgres);
+        var target = Path.GetFullPath(outDir);
+        var staging = Path.Combine(Path.GetDirectoryName(target) ?? ".", $".{Path.GetFileName(target)}.partial-{Environment.ProcessId}");
+        Directory.CreateDirectory(staging);
+        try
+        {
+            await using var source = NpgsqlDataSource.Create(postgres);
+            var problems = new List<string>();
+            var statements = await progress.StepAsync("1/4 partner statements", () => StatementsAsync(source, start, end));
+            var payoutRows = await WritePayoutsAsync(staging, statements);
+            var (journalRows, liability) = await progress.StepAsync("2/4 journal", () => WriteJournalAsync(source, staging, start, end));
+            var engine = engineUrl is { Length: > 0 } url ? await progress.StepAsync("3/4 the engine's GetPayouts", () => EnginePayoutsAsync(url, statements, start, end)) : null;
+            var reconciliation = await progress.StepAsync("4/4 reconciliation", () => ReconcileAsync(source, staging, start, end, statements, liability, engine, problems));
+            Publish(staging, target);
+            await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"export {from:yyyy-MM-dd}..{to:yyyy-MM-dd}: {statements.Select(s => s.Partner).Distinct().Count()} partners, {payoutRows} payout lines, " +
+                $"{journalRows} journal lines, {reconciliation} reconciliation checks, {problems.Count} not reconciled -> {outDir}"));
+            foreach (var problem in problems) progress.Write("not reconciled: " + problem);
+            return problems.Count == 0 ? 0 : 1;
+        }
+        finally
+        {
+            if (Directory.Exists(staging)) Directory.Delete(staging, recursive: true);
+        }
+    }
 
-        var problems = new List<string>();
-        var statements = await StatementsAsync(source, start, end);
-        var payoutRows = await WritePayoutsAsync(outDir, statements);
-        var (journalRows, liability) = await WriteJournalAsync(source, outDir, start, end);
-        var engine = Arg("--engine") is { Length: > 0 } url ? await EnginePayoutsAsync(url, statements, start, end) : null;
-        var reconciliation = await ReconcileAsync(source, outDir, start, end, statements, liability, engine, problems);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"export {from:yyyy-MM-dd}..{to:yyyy-MM-dd}: {statements.Select(s => s.Partner).Distinct().Count()} partners, {payoutRows} payout lines, " +
-            $"{journalRows} journal lines, {reconciliation} reconciliation checks, {problems.Count} not reconciled -> {outDir}"));
-        foreach (var problem in problems) await Console.Error.WriteLineAsync("export: not reconciled: " + problem);
-        return problems.Count == 0 ? 0 : 1;
+    /// <summary>The staged files into the target folder (created, or its same-named files replaced).</summary>
+    private static void Publish(string staging, string target)
+    {
+        if (!Directory.Exists(target))
+        {
+            Directory.Move(staging, target);
+            return;
+        }
+        foreach (var file in Directory.GetFiles(staging)) File.Move(file, Path.Combine(target, Path.GetFileName(file)), overwrite: true);
     }
 
     private sealed record Statement(string Partner, DateOnly Day, long Accrued, long ClawedBack, long Redeemed, long Events)
