@@ -7,6 +7,7 @@ COPY grains/LoyaltyGrains.Domain/LoyaltyGrains.Domain.csproj grains/LoyaltyGrain
 COPY grains/LoyaltyGrains.Contracts/LoyaltyGrains.Contracts.csproj grains/LoyaltyGrains.Contracts/
 COPY grains/LoyaltyGrains.Grains/LoyaltyGrains.Grains.csproj grains/LoyaltyGrains.Grains/
 COPY grains/LoyaltyGrains.Persistence/LoyaltyGrains.Persistence.csproj grains/LoyaltyGrains.Persistence/
+COPY grains/LoyaltyGrains.Analytics/LoyaltyGrains.Analytics.csproj grains/LoyaltyGrains.Analytics/
 COPY gateway/LoyaltyGrains.Gateway/LoyaltyGrains.Gateway.csproj gateway/LoyaltyGrains.Gateway/
 COPY gateway/LoyaltyGrains.GatewayHost/LoyaltyGrains.GatewayHost.csproj gateway/LoyaltyGrains.GatewayHost/
 RUN dotnet restore gateway/LoyaltyGrains.GatewayHost/LoyaltyGrains.GatewayHost.csproj
