@@ -71,6 +71,17 @@ public static class LoyaltyCommandLine
             await error.WriteLineAsync($"{Name(parsed.CommandResult.Command)}: {ex.GetBaseException().Message}");
             return RuntimeFailure;
         }
+        catch (Grpc.Core.RpcException ex)
+        {
+            await error.WriteLineAsync($"{Name(parsed.CommandResult.Command)}: the engine answered {ex.StatusCode}: {ex.Status.Detail}");
+            return RuntimeFailure;
+        }
+        catch (Exception ex)
+        {
+            // Not a user's or the environment's doing: a bug. Its stack helps whoever fixes it; the exit code stays 1, not an abort.
+            await error.WriteLineAsync($"{Name(parsed.CommandResult.Command)}: failed unexpectedly: {ex}");
+            return RuntimeFailure;
+        }
     }
 
     public static RootCommand Build(Func<CancellationToken, Task<int>> engine)
