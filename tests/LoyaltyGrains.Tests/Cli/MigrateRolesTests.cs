@@ -28,8 +28,8 @@ public sealed class MigrateRolesTests
         try
         {
             await ExecuteAsync(database.ConnectionString, RolesSql(migrator, runtime, database.Name));
-            var asMigrator = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Username = migrator, Password = "change-me-migrator" }.ConnectionString;
-            var asRuntime = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Username = runtime, Password = "change-me-runtime" }.ConnectionString;
+            var asMigrator = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Username = migrator, Password = "change-me-migrations" }.ConnectionString;
+            var asRuntime = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Username = runtime, Password = "change-me-app" }.ConnectionString;
 
             var migrated = await SiloVerb.RunAsync(["migrate", "--wait", "30s"], new Dictionary<string, string> { ["LOYALTY_POSTGRES"] = asMigrator });
             Assert.True(migrated.Exit == 0, migrated.ToString());
@@ -143,11 +143,11 @@ public sealed class MigrateRolesTests
         var match = Regex.Match(operations, "```sql\n(-- LoyaltyGrains least-privilege roles.*?)```", RegexOptions.Singleline);
         Assert.True(match.Success, "docs/OPERATIONS.md has no roles block");
         var sql = match.Groups[1].Value;
-        Assert.Contains("loyalty_migrator", sql, StringComparison.Ordinal);
-        Assert.Contains("loyalty_runtime", sql, StringComparison.Ordinal);
+        Assert.Contains("loyalty_migrations", sql, StringComparison.Ordinal);
+        Assert.Contains("loyalty_app", sql, StringComparison.Ordinal);
         return Regex.Replace(sql, @"DATABASE loyalty\b", $"DATABASE \"{databaseName}\"")
-            .Replace("loyalty_migrator", migrator, StringComparison.Ordinal)
-            .Replace("loyalty_runtime", runtime, StringComparison.Ordinal);
+            .Replace("loyalty_migrations", migrator, StringComparison.Ordinal)
+            .Replace("loyalty_app", runtime, StringComparison.Ordinal);
     }
 
     private static string RepositoryRoot()
