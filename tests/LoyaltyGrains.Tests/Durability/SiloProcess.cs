@@ -5,8 +5,8 @@ namespace LoyaltyGrains.Tests.Durability;
 /// <summary>The real silo (silo/LoyaltyGrains.Silo.dll) as a separate OS process on loopback ports, to kill -9 or SIGTERM.</summary>
 public sealed class SiloProcess : EngineProcess
 {
-    private SiloProcess(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports)
-        : base("the silo", BuiltDll("silo", "LoyaltyGrains.Silo.dll"), new Dictionary<string, string>
+    private SiloProcess(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports, IReadOnlyDictionary<string, string>? settings = null)
+        : base("the silo", BuiltDll("silo", "LoyaltyGrains.Silo.dll"), new Dictionary<string, string>(settings ?? new Dictionary<string, string>())
         {
             ["LOYALTY_POSTGRES"] = postgres,
             ["LOYALTY_GRPC_PORT"] = ports.Grpc.ToString(CultureInfo.InvariantCulture),
@@ -27,9 +27,9 @@ public sealed class SiloProcess : EngineProcess
 
     /// <summary>Starts the silo and waits until its gRPC health check says SERVING; returns the time that took.</summary>
     public static async Task<(SiloProcess Silo, TimeSpan StartTime)> StartAsync(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports,
-        TimeSpan timeout)
+        TimeSpan timeout, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var silo = Launch(postgres, ports);
+        var silo = Launch(postgres, ports, settings);
         try
         {
             return (silo, await silo.WaitUntilServingAsync(timeout));
@@ -41,6 +41,8 @@ public sealed class SiloProcess : EngineProcess
         }
     }
 
-    /// <summary>Starts the silo process and returns at once (it may still be starting, or waiting for its database).</summary>
-    public static SiloProcess Launch(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports) => new(postgres, ports);
+    /// <summary>Starts the silo process and returns at once (it may still be starting, or waiting for its database);
+    /// <paramref name="settings"/>: more environment variables (e.g. Loyalty__Database__ApplyMigrations).</summary>
+    public static SiloProcess Launch(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports, IReadOnlyDictionary<string, string>? settings = null) =>
+        new(postgres, ports, settings);
 }
