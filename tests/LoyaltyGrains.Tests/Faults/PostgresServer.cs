@@ -11,7 +11,7 @@ namespace LoyaltyGrains.Tests.Faults;
 /// 127.0.0.1 port, fsync on. Binaries from $LOYALTY_TEST_PG_BIN or /usr/lib/postgresql/*/bin; as root, the server
 /// runs as the postgres user (it refuses root). Dispose always thaws, stops and deletes it.
 /// </summary>
-public sealed class PostgresServer : IAsyncDisposable
+public sealed class PostgresServer : IFaultDatabase
 {
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
 
@@ -180,47 +180,9 @@ public sealed class PostgresServer : IAsyncDisposable
         if (File.Exists(pidFile) && PostmasterPid() is null) File.Delete(pidFile);
     }
 
-    /// <summary>The postmaster's pid from its pid file, or null when the file is missing or names no live process.</summary>
-    private int? PostmasterPid()
-    {
-        var pidFile = Path.Combine(DataDir, "postmaster.pid");
-        if (!File.Exists(pidFile)) return null;
-        var first = ReadShared(pidFile).Split('\n', 2)[0].Trim();
-        return int.TryParse(first, CultureInfo.InvariantCulture, out var pid) && Directory.Exists($"/proc/{pid}") ? pid : null;
-    }
+    private int? PostmasterPid() => ProcessTree.PostmasterPid(DataDir);
 
-    /// <summary>Every process whose parent chain leads to <paramref name="root"/>, from /proc/&lt;pid&gt;/stat.</summary>
-    private static List<int> Descendants(int root)
-    {
-        var parents = new Dictionary<int, int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)) continue;
-            try
-            {
-                // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                parents[pid] = int.Parse(fields[1], CultureInfo.InvariantCulture);
-            }
-            catch (IOException)
-            {
-                // The process exited while we looked.
-            }
-        }
-        var found = new List<int>();
-        var queue = new Queue<int>([root]);
-        while (queue.TryDequeue(out var parent))
-        {
-            foreach (var (pid, ppid) in parents)
-            {
-                if (ppid != parent) continue;
-                found.Add(pid);
-                queue.Enqueue(pid);
-            }
-        }
-        return found;
-    }
+    private static List<int> Descendants(int root) => ProcessTree.Descendants(root);
 
     private static string FindBin()
     {
