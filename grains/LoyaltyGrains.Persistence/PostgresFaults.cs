@@ -20,6 +20,17 @@ public static class PostgresFaults
         Contracts.Faults.IsUnavailable(ex)
         // A command used on a connection that broke underneath it.
         || (ex is InvalidOperationException or ObjectDisposedException && ex.Message.Contains("connection", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// For an exception filter: when <paramref name="ex"/> is <see cref="IsUnavailable"/>, drops the idle connections of
+    /// <paramref name="source"/>, so the next attempt opens a fresh one (to whichever node is the writable primary by
+    /// then, with a multi-host connection string). Always false: the exception goes on to the caller unchanged.
+    /// </summary>
+    public static bool RenewConnectionsIfUnavailable(Exception ex, NpgsqlDataSource source)
+    {
+        if (IsUnavailable(ex)) source.Clear();
+        return false;
+    }
 }
 
 /// <summary>

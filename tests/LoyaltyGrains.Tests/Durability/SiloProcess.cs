@@ -5,8 +5,8 @@ namespace LoyaltyGrains.Tests.Durability;
 /// <summary>The real silo (silo/LoyaltyGrains.Silo.dll) as a separate OS process on loopback ports, to kill -9 or SIGTERM.</summary>
 public sealed class SiloProcess : EngineProcess
 {
-    private SiloProcess(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports)
-        : base("the silo", BuiltDll("silo", "LoyaltyGrains.Silo.dll"), new Dictionary<string, string>
+    private SiloProcess(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports, IReadOnlyDictionary<string, string>? settings)
+        : base("the silo", BuiltDll("silo", "LoyaltyGrains.Silo.dll"), new Dictionary<string, string>(settings ?? new Dictionary<string, string>())
         {
             ["LOYALTY_POSTGRES"] = postgres,
             ["LOYALTY_GRPC_PORT"] = ports.Grpc.ToString(CultureInfo.InvariantCulture),
@@ -26,10 +26,11 @@ public sealed class SiloProcess : EngineProcess
     public static (int Grpc, int Silo, int Gateway, int Metrics) FreePorts() => (FreePort(), FreePort(), FreePort(), FreePort());
 
     /// <summary>Starts the silo and waits until its gRPC health check says SERVING; returns the time that took.</summary>
+    /// <param name="settings">More environment for the process (configuration such as <c>Loyalty__Ledger__CommitTimeout</c>).</param>
     public static async Task<(SiloProcess Silo, TimeSpan StartTime)> StartAsync(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports,
-        TimeSpan timeout)
+        TimeSpan timeout, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var silo = Launch(postgres, ports);
+        var silo = Launch(postgres, ports, settings);
         try
         {
             return (silo, await silo.WaitUntilServingAsync(timeout));
@@ -42,5 +43,6 @@ public sealed class SiloProcess : EngineProcess
     }
 
     /// <summary>Starts the silo process and returns at once (it may still be starting, or waiting for its database).</summary>
-    public static SiloProcess Launch(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports) => new(postgres, ports);
+    public static SiloProcess Launch(string postgres, (int Grpc, int Silo, int Gateway, int Metrics) ports, IReadOnlyDictionary<string, string>? settings = null) =>
+        new(postgres, ports, settings);
 }

@@ -42,6 +42,7 @@ public sealed class AutoFailoverFormation : IFaultDatabase
     private readonly string _dir;
     private readonly bool _asPostgresUser;
     private readonly List<Keeper> _keepers = [];
+    private long _readyEventId;
 
     private AutoFailoverFormation(string bin, string dir, bool asPostgresUser, string targetSessionAttributes)
     {
@@ -57,11 +58,15 @@ public sealed class AutoFailoverFormation : IFaultDatabase
     public IReadOnlyList<int> NodePorts { get; }
     public string TargetSessionAttributes { get; }
 
-    /// <summary>Both nodes in one multi-host string, as an operator configures the engine (no test-only tuning but the pool size).</summary>
+    /// <summary>
+    /// Both nodes in one multi-host string, as docs/OPERATIONS.md tells an operator to configure the engine: a host seen
+    /// down or read-only is asked again after 2 s (Npgsql's default is 10 s, which would hold writes that long after
+    /// the promoted node opens for writes). The pool size is the only test-only setting.
+    /// </summary>
     public string ConnectionString => new NpgsqlConnectionStringBuilder
     {
         Host = string.Join(',', NodePorts.Select(p => $"127.0.0.1:{p.ToString(CultureInfo.InvariantCulture)}")),
-        Username = "postgres", Database = DatabaseName, TargetSessionAttributes = TargetSessionAttributes, MaxPoolSize = 50,
+        Username = "postgres", Database = DatabaseName, TargetSessionAttributes = TargetSessionAttributes, HostRecheckSeconds = 2, MaxPoolSize = 50,
     }.ConnectionString;
 
     private string MonitorConnectionString => new NpgsqlConnectionStringBuilder
@@ -88,6 +93,7 @@ public sealed class AutoFailoverFormation : IFaultDatabase
             await formation.WaitForAsync("node1 primary and node2 secondary", rows =>
                 rows.Any(r => r is { Name: "node1", Reported: "primary", Goal: "primary" }) && rows.Any(r => r is { Name: "node2", Reported: "secondary", Goal: "secondary" }),
                 TimeSpan.FromSeconds(90));
+            formation._readyEventId = await formation.LastEventIdAsync();
             return formation;
         }
         catch
@@ -116,22 +122,33 @@ public sealed class AutoFailoverFormation : IFaultDatabase
         (await StatesAsync()).FirstOrDefault(s => s.Reported == s.Goal && s.Reported is "primary" or "wait_primary" or "single");
 
     /// <summary>
-    /// The monitor's decisions to fail over: events where it set a node's goal to prepare_promotion (a failover) or
-    /// called a node unhealthy. Read before the kill, they are the false failovers and false alarms under load.
+    /// The monitor's failure decisions since the formation was ready: failovers (a primary's goal set to draining
+    /// because it "became unhealthy") and health alarms (a node "marked as unhealthy"). Read before the kill, they are
+    /// the false failovers and false alarms under load.
     /// </summary>
-    public async Task<(int Promotions, int Unhealthy)> FailoverEventsAsync()
+    public async Task<(int Failovers, int Unhealthy)> FailoverEventsAsync()
     {
         await using var connection = new NpgsqlConnection(MonitorConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(
             """
-            SELECT count(DISTINCT eventtime) FILTER (WHERE goalstate = 'prepare_promotion'),
+            SELECT count(*) FILTER (WHERE goalstate = 'draining' AND description LIKE '%became unhealthy%'),
                    count(*) FILTER (WHERE description LIKE '%marked as unhealthy%')
               FROM pgautofailover.event
+             WHERE eventid > $1
             """, connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = _readyEventId });
         await using var reader = await command.ExecuteReaderAsync();
         await reader.ReadAsync();
         return ((int)reader.GetInt64(0), (int)reader.GetInt64(1));
+    }
+
+    private async Task<long> LastEventIdAsync()
+    {
+        await using var connection = new NpgsqlConnection(MonitorConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT coalesce(max(eventid), 0) FROM pgautofailover.event", connection);
+        return (long)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>The node's whole machine lost: SIGKILL to its keeper, the keeper's children and every PostgreSQL process of the node at once.</summary>

@@ -34,6 +34,7 @@ public sealed class FaultRun : IAsyncDisposable
     private readonly ConcurrentBag<Task<Probe>> _outstanding = [];
     private readonly (int Grpc, int Silo, int Gateway, int Metrics) _ports;
     private int _probes;
+    private IReadOnlyDictionary<string, string>? _siloSettings;
 
     private FaultRun(IFaultDatabase database, SiloProcess silo, (int, int, int, int) ports, LoadDriver load, IReadOnlyList<LoadMember> probeMembers)
     {
@@ -62,17 +63,24 @@ public sealed class FaultRun : IAsyncDisposable
     public static async Task<FaultRun> StartAsync(string name, int workers, int probes = 0) =>
         await StartAsync(name, workers, probes, await PostgresServer.StartAsync(), DefaultRecoveryBound);
 
-    /// <summary>As above on a database the caller started (owned by the run from here on), with its own recovery bound.</summary>
-    public static async Task<FaultRun> StartAsync(string name, int workers, int probes, IFaultDatabase database, TimeSpan recoveryBound)
+    /// <summary>
+    /// As above on a database the caller started (owned by the run from here on), with its own recovery bound and
+    /// <paramref name="siloSettings"/> as more environment for the silo.
+    /// </summary>
+    public static async Task<FaultRun> StartAsync(string name, int workers, int probes, IFaultDatabase database, TimeSpan recoveryBound,
+        IReadOnlyDictionary<string, string>? siloSettings = null)
     {
         SiloProcess? silo = null;
         try
         {
             var ports = SiloProcess.FreePorts();
-            (silo, _) = await SiloProcess.StartAsync(database.ConnectionString, ports, SiloProcess.StartTimeout);
+            (silo, _) = await SiloProcess.StartAsync(database.ConnectionString, ports, SiloProcess.StartTimeout, siloSettings);
             var members = await LoadDriver.EnrollAsync(silo.Channel, name, workers);
             var probeMembers = await LoadDriver.EnrollAsync(silo.Channel, $"{name}-probe", probes);
-            var run = new FaultRun(database, silo, ports, new LoadDriver(silo.Channel, members, CallDeadline), probeMembers) { RecoveryBound = recoveryBound };
+            var run = new FaultRun(database, silo, ports, new LoadDriver(silo.Channel, members, CallDeadline), probeMembers)
+            {
+                RecoveryBound = recoveryBound, _siloSettings = siloSettings,
+            };
             // Each probe member active and its card's route known before the fault, so a probe measures only the commit.
             for (var i = 0; i < probes; i++)
             {
@@ -168,7 +176,7 @@ public sealed class FaultRun : IAsyncDisposable
         {
             // The audit needs a silo: a new one on the same database, as an operator would start.
             await Silo.DisposeAsync();
-            (Silo, _) = await SiloProcess.StartAsync(Database.ConnectionString, _ports, SiloProcess.StartTimeout);
+            (Silo, _) = await SiloProcess.StartAsync(Database.ConnectionString, _ports, SiloProcess.StartTimeout, _siloSettings);
         }
         var audit = await LedgerAudit.RunAsync(Silo.Channel, Database.ConnectionString, [.. Load.Members, .. ProbeMembers],
             [.. Load.Acknowledged, .. _probesAcknowledged]);
