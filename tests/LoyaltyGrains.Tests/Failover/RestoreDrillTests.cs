@@ -3,6 +3,7 @@ using System.Globalization;
 using LoyaltyGrains.Gateway.V1;
 using LoyaltyGrains.Tests.Durability;
 using LoyaltyGrains.Tests.Faults;
+using Npgsql;
 using Xunit.Abstractions;
 
 namespace LoyaltyGrains.Tests.Failover;
@@ -74,6 +75,13 @@ public sealed class RestoreDrillTests(ITestOutputHelper output)
         var restoreClock = Stopwatch.StartNew();
         await using var restored = await PostgresServer.RestoreAsync(baseBackup, archive, [$"recovery_target_name='{RestorePoint}'"]);
         var databaseBack = restoreClock.Elapsed;
+        // The runbook's step: the silos listed in the restored membership table are gone; a new silo would wait to reach them.
+        await using (var connection = new NpgsqlConnection(restored.ConnectionString))
+        {
+            await connection.OpenAsync();
+            await using var forget = new NpgsqlCommand("DELETE FROM orleansmembershiptable", connection);
+            await forget.ExecuteNonQueryAsync();
+        }
         await using var newSilo = (await SiloProcess.StartAsync(restored.ConnectionString, SiloProcess.FreePorts(), SiloProcess.StartTimeout)).Silo;
         var rto = restoreClock.Elapsed;
 

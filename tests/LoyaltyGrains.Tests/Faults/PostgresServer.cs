@@ -113,6 +113,13 @@ public sealed class PostgresServer : IFaultDatabase
         }
     }
 
+    /// <summary>Lets clients from <paramref name="cidr"/> in without a password (pg_hba.conf), as initdb lets in loopback.</summary>
+    public async Task AllowHostsAsync(string cidr)
+    {
+        await File.AppendAllTextAsync(Path.Combine(DataDir, "pg_hba.conf"), $"{Environment.NewLine}host all all {cidr} trust{Environment.NewLine}");
+        await AdminScalarAsync("SELECT pg_reload_conf()");
+    }
+
     /// <summary>A directory under the server's own, owned by the server's user (a WAL archive, a base backup's parent).</summary>
     public async Task<string> OwnedDirectoryAsync(string name)
     {
