@@ -151,6 +151,20 @@ public sealed class AutoFailoverFormation : IFaultDatabase
         return (long)(await command.ExecuteScalarAsync())!;
     }
 
+    /// <summary>Client connections to the loyalty database on <paramref name="node"/> (the engine's pools), not counting this one.</summary>
+    public async Task<int> ClientConnectionsAsync(NodeState node)
+    {
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
+        {
+            Host = "127.0.0.1", Port = node.Port, Username = "postgres", Database = DatabaseName, Pooling = false, Timeout = 5,
+        }.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND backend_type = 'client backend' AND pid <> pg_backend_pid()", connection);
+        command.Parameters.Add(new NpgsqlParameter { Value = DatabaseName });
+        return (int)(long)(await command.ExecuteScalarAsync())!;
+    }
+
     /// <summary>The node's whole machine lost: SIGKILL to its keeper, the keeper's children and every PostgreSQL process of the node at once.</summary>
     /// <returns>How many processes were killed.</returns>
     public int LoseMachine(string nodeName)

@@ -40,11 +40,13 @@ public sealed class DatabaseFailoverTests(ITestOutputHelper output)
         var before = (Failovers: 0, Unhealthy: 0);
         var killedAt = TimeSpan.Zero;
         var lost = "";
+        var connections = 0;
         var report = await run.RunAsync(async r =>
         {
             await Task.Delay(LoadedBeforeKill);
             before = await formation.FailoverEventsAsync();
             var primary = await formation.PrimaryAsync() ?? throw new InvalidOperationException("no primary before the kill");
+            connections = await formation.ClientConnectionsAsync(primary);
             lost = primary.Name;
             var killed = formation.LoseMachine(primary.Name);
             killedAt = r.Now;
@@ -55,7 +57,7 @@ public sealed class DatabaseFailoverTests(ITestOutputHelper output)
         var outage = WriteOutage(run.Load.Attempts, killedAt);
 
         Record($"primary lost, Target Session Attributes={targetSessionAttributes}",
-            $"{report.Summary}; write outage (kill to first ACCEPTED) {Seconds(outage)}; monitor before the kill: {before.Failovers} failovers, " +
+            $"{report.Summary}; write outage (kill to first ACCEPTED) {Seconds(outage)}; the silo's connections to the primary under load {connections}; monitor before the kill: {before.Failovers} failovers, " +
             $"{before.Unhealthy} unhealthy alarms under load; failovers in all {after.Failovers}; primary after: {primaryAfter?.Name ?? "none"}");
         var problems = new List<string>();
         if (before.Failovers > 0 || before.Unhealthy > 0)

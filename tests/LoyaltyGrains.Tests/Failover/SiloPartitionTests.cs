@@ -20,10 +20,14 @@ public sealed class SiloPartitionTests(ITestOutputHelper output)
     private const int SiloStatusActive = 3;
     private const int SiloStatusDead = 6;
     private static readonly TimeSpan LoadBeforeCut = TimeSpan.FromSeconds(5);
-    private static readonly TimeSpan LoadAfterLeaving = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan LoadAfterLeaving = TimeSpan.FromSeconds(10);
 
-    /// <summary>Orleans' defaults (three missed 5 s probes, then the dead silo's next table read) fit well inside this.</summary>
-    private static readonly TimeSpan LeaveBound = TimeSpan.FromSeconds(90);
+    /// <summary>
+    /// Orleans' default membership timing (missed probes and two votes to declare it dead, then the dead silo's own read
+    /// of the table) took 64 s and ~95 s on a 2-core box with other builds running; this bound only stops a silo that
+    /// never leaves.
+    /// </summary>
+    private static readonly TimeSpan LeaveBound = TimeSpan.FromSeconds(150);
 
     [Fact]
     public async Task Silo_cut_off_from_its_peers_but_not_from_the_database_leaves_and_no_member_is_decided_twice()
