@@ -3,7 +3,6 @@ using LoyaltyGrains.Grains;
 using LoyaltyGrains.Persistence;
 using Orleans.Configuration;
 using LoyaltyGrains.Silo;
-using OpenTelemetry.Metrics;
 
 if (args.Length > 0 && args[0] == "demo") return await DemoDay.RunAsync(args[1..]);
 if (args.Length > 0 && args[0] == "export") return await SettlementExport.RunAsync(args[1..]);
@@ -77,11 +76,7 @@ builder.Services.Configure<GrainCollectionOptions>(builder.Configuration.GetSect
 builder.Services.Configure<GrainDirectoryOptions>(builder.Configuration.GetSection("Loyalty:GrainDirectory"));
 builder.Services.AddLoyaltyGrains();
 builder.Services.AddLoyaltyGateway();
-builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-    .AddMeter(LoyaltyMetrics.MeterName, "Microsoft.Orleans", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-    .AddView("loyalty.ledger.commit.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1000] })
-    .AddRuntimeInstrumentation()
-    .AddPrometheusExporter());
+builder.Services.AddLoyaltyTelemetry();
 
 // A graceful stop (SIGTERM) drains in-flight calls, then deactivates grains (snapshots) and leaves the cluster.
 builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);

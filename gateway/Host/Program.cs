@@ -2,7 +2,6 @@ using LoyaltyGrains.Gateway;
 using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.GatewayHost;
 using LoyaltyGrains.Persistence;
-using OpenTelemetry.Metrics;
 using Orleans.Configuration;
 
 // Same settings style as the silo: Loyalty:* keys, LOYALTY_* environment variables win.
@@ -32,10 +31,7 @@ builder.Services.AddSingleton<LoyaltyGrains.Gateway.Auth.IAuditStore>(new Loyalt
 builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(settings.PostgresConnectionString));
 builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>(ClusterHealthCheck.Name);
 builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);
-builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-    .AddMeter("LoyaltyGrains", "Microsoft.Orleans", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-    .AddRuntimeInstrumentation()
-    .AddPrometheusExporter());
+builder.Services.AddLoyaltyTelemetry();
 
 var app = builder.Build();
 app.MapLoyaltyGateway();

@@ -460,7 +460,7 @@ public sealed partial class MemberGrain
             _account = null;
             throw;
         }
-        LoyaltyMetrics.LedgerCommitMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        LoyaltyMetrics.LedgerCommitSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
         LoyaltyMetrics.LedgerEntries.Add(entries.Length);
         NotifyWatchers(account);
         SweepWhileBehind();
