@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
 
 namespace LoyaltyGrains.Gateway;
 
@@ -19,9 +20,10 @@ public static class LoyaltyTelemetry
         "Microsoft.AspNetCore.RateLimiting", "Npgsql",
     ];
 
-    public static IServiceCollection AddLoyaltyTelemetry(this IServiceCollection services)
+    /// <summary>Metrics on /metrics (map it with MapLoyaltyProbes); <paramref name="serviceName"/> is target_info's service_name.</summary>
+    public static IServiceCollection AddLoyaltyTelemetry(this IServiceCollection services, string serviceName)
     {
-        services.AddOpenTelemetry().WithMetrics(metrics => metrics
+        services.AddOpenTelemetry().ConfigureResource(resource => resource.AddService(serviceName)).WithMetrics(metrics => metrics
             .AddMeter(Meters)
             .AddRuntimeInstrumentation()
             .AddPrometheusExporter());

@@ -76,7 +76,7 @@ builder.Services.Configure<GrainCollectionOptions>(builder.Configuration.GetSect
 builder.Services.Configure<GrainDirectoryOptions>(builder.Configuration.GetSection("Loyalty:GrainDirectory"));
 builder.Services.AddLoyaltyGrains();
 builder.Services.AddLoyaltyGateway();
-builder.Services.AddLoyaltyTelemetry();
+builder.Services.AddLoyaltyTelemetry("loyaltygrains-silo");
 
 // A graceful stop (SIGTERM) drains in-flight calls, then deactivates grains (snapshots) and leaves the cluster.
 builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);

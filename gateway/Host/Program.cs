@@ -31,7 +31,7 @@ builder.Services.AddSingleton<LoyaltyGrains.Gateway.Auth.IAuditStore>(new Loyalt
 builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(settings.PostgresConnectionString));
 builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>(ClusterHealthCheck.Name);
 builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);
-builder.Services.AddLoyaltyTelemetry();
+builder.Services.AddLoyaltyTelemetry("loyaltygrains-gateway");
 
 var app = builder.Build();
 app.MapLoyaltyGateway();
