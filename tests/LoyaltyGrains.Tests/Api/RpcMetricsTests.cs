@@ -195,3 +195,59 @@ public sealed class RpcMetricsTests(MeteredEngineFixture engine, ITestOutputHelp
         }
     }
 }
+
+/// <summary>How the metrics middleware reads a call's end when no interceptor is there to tell it.</summary>
+public sealed class RpcFinalStatusTests
+{
+    private static Microsoft.AspNetCore.Http.DefaultHttpContext Context(int httpStatus = 200, string? grpcStatus = null)
+    {
+        var context = new Microsoft.AspNetCore.Http.DefaultHttpContext();
+        context.Response.StatusCode = httpStatus;
+        if (grpcStatus is not null) context.Response.Headers["grpc-status"] = grpcStatus;
+        return context;
+    }
+
+    [Theory]
+    [InlineData(200, "16", StatusCode.Unauthenticated)]   // a trailers-only refusal
+    [InlineData(200, "8", StatusCode.ResourceExhausted)]
+    [InlineData(200, "99", StatusCode.Unknown)]            // not a gRPC code: as a missing one
+    [InlineData(401, null, StatusCode.Unauthenticated)]    // plain HTTP answers, mapped as gRPC clients map them
+    [InlineData(403, null, StatusCode.PermissionDenied)]
+    [InlineData(404, null, StatusCode.Unimplemented)]
+    [InlineData(429, null, StatusCode.Unavailable)]
+    [InlineData(503, null, StatusCode.Unavailable)]
+    [InlineData(200, null, StatusCode.Unknown)]
+    public void The_status_is_grpc_status_else_the_http_mapping(int httpStatus, string? grpcStatus, StatusCode expected) =>
+        Assert.Equal(expected, GatewayMetrics.FinalStatus(Context(httpStatus, grpcStatus), long.MaxValue, threw: false));
+
+    [Fact]
+    public void A_call_without_status_past_its_deadline_is_deadline_exceeded_and_one_that_threw_before_it_unknown()
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        Assert.Equal(StatusCode.DeadlineExceeded, GatewayMetrics.FinalStatus(Context(), now - 1, threw: false));
+        Assert.Equal(StatusCode.Unknown, GatewayMetrics.FinalStatus(Context(), long.MaxValue, threw: true));
+        // A status that was written wins over the deadline.
+        Assert.Equal(StatusCode.NotFound, GatewayMetrics.FinalStatus(Context(grpcStatus: "5"), now - 1, threw: false));
+    }
+
+    [Theory]
+    [InlineData("100m", 0.1)]
+    [InlineData("5S", 5)]
+    [InlineData("2M", 120)]
+    [InlineData("1H", 3600)]
+    [InlineData("250u", 0.00025)]
+    [InlineData("99999999n", 0.099999999)]
+    public void The_grpc_timeout_header_becomes_a_deadline(string header, double seconds)
+    {
+        var deadline = GatewayMetrics.DeadlineOf(header, 0);
+        Assert.Equal(seconds, (double)deadline / System.Diagnostics.Stopwatch.Frequency, 6);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("m")]
+    [InlineData("10x")]
+    [InlineData("-5m")]
+    [InlineData("1234567890S")]
+    public void A_malformed_grpc_timeout_means_no_deadline(string header) => Assert.Equal(long.MaxValue, GatewayMetrics.DeadlineOf(header, 0));
+}
