@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command: installs PostgreSQL if it is missing, starts a throwaway server (own data
 # directory, port on 127.0.0.1, fsync on: durability is what we test), runs every test against it, then a 10-second
-# peak-day smoke of the load tool against a PostgreSQL-mode silo, validates deploy/ (deploy/check.sh), and stops everything.
+# peak-day smoke of the load tool against a PostgreSQL-mode silo, validates deploy/ (deploy/check.sh, and deploy/check-test.sh that it refuses broken copies), and stops everything.
 # Extra arguments go to `dotnet test` (e.g. --filter Durability) and skip the smoke.
 set -euo pipefail
 
@@ -35,4 +35,6 @@ if [ $# -eq 0 ] && [ -z "${LOYALTY_SKIP_SMOKE:-}" ]; then
   # deploy/ validated offline, its dashboard and alerts against what this engine really exports after the smoke.
   curl -s "http://127.0.0.1:$((grpc_port + 1))/metrics" > "$data/metrics.txt"
   METRICS_FILE="$data/metrics.txt" "$root/deploy/check.sh"
+  # ... and check.sh itself refuses a broken copy of each artifact.
+  METRICS_FILE="$data/metrics.txt" "$root/deploy/check-test.sh"
 fi

@@ -51,6 +51,7 @@ if (settings.PostgresConnectionString is { } postgres)
         // Fixed ports: a restarted silo at the same endpoint declares its crashed predecessor dead at once.
         silo.ConfigureEndpoints(settings.AdvertisedAddress, settings.SiloPort, settings.SiloGatewayPort, listenOnAnyHostAddress: false);
         silo.UseLoyaltyPostgres(postgres, PostgresLedgerOptions.From(builder.Configuration) with { CommitTimeout = settings.CommitTimeout });
+        silo.UseKubernetesHostingWhenInPod(builder.Configuration);
     });
     builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(postgres));
     builder.Services.AddHealthChecks().AddCheck<DatabaseHealthCheck>(DatabaseHealthCheck.Name).AddCheck<SiloActiveHealthCheck>(SiloActiveHealthCheck.Name);

@@ -6,7 +6,7 @@ namespace LoyaltyGrains.Gateway.Grpc;
 /// <summary>
 /// Which member each card belongs to, learnt from the card grains' replies, so a processor's message goes straight to
 /// the member grain instead of through the card grain (one grain hop less per message). An issued card never changes
-/// member, so an entry never goes stale; a block is enforced by the member (<see cref="IMemberGrain.AuthorizeOnCard"/>).
+/// member, so an entry never goes stale; a block is enforced by the member (<see cref="IMemberGrain.AuthorizeOnKnownCard"/>).
 /// Bounded: when full it starts again empty — a miss costs only the card grain hop.
 /// </summary>
 public sealed class CardRoutes

@@ -247,7 +247,7 @@ public sealed class ProcessingService(IGrainFactory grains, CardRoutes routes, T
     private async Task<PostingReply> AuthorizeCore(AuthorizeRequest r)
     {
         var message = AuthorizeMessageOf(r);
-        return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.AuthorizeOnCard(x), static (c, x) => c.Authorize(x)));
+        return ProtoMapping.ToReply(await RouteAsync(message.CardId, message, static (m, x) => m.AuthorizeOnKnownCard(x), static (c, x) => c.Authorize(x)));
     }
 
     private async Task<PostingReply> CaptureCore(CaptureRequest r)

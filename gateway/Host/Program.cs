@@ -30,7 +30,9 @@ builder.Services.AddSingleton<LoyaltyGrains.Gateway.Auth.IAuditStore>(new Loyalt
 // Analytics (figures and what-if replay) read the same ledger database.
 builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(settings.PostgresConnectionString));
 builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>(ClusterHealthCheck.Name);
-builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);
+// Services start together: Kestrel listens (liveness answers, /readyz says not ready) while the Orleans client still waits
+// for a silo, so a gateway installed before its silos is not restarted by its liveness probe.
+builder.Services.Configure<HostOptions>(options => (options.ShutdownTimeout, options.ServicesStartConcurrently) = (settings.ShutdownTimeout, true));
 builder.Services.AddLoyaltyTelemetry("loyaltygrains-gateway");
 
 var app = builder.Build();

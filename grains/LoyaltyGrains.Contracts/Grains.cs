@@ -13,33 +13,35 @@ public interface IMemberGrain : IGrainWithStringKey
 {
     [Alias("Enroll")] Task<MemberInfo> Enroll(bool premium, string referredBy, string tier);
     [Alias("GetMember")] Task<MemberInfo> GetMember();
-    [Alias("Authorize")] Task<PostingResult> Authorize(AuthorizeMessage message);
     [Alias("Capture")] Task<PostingResult> Capture(CaptureMessage message);
     [Alias("Reverse")] Task<PostingResult> Reverse(ReverseMessage message);
     [Alias("Refund")] Task<PostingResult> Refund(RefundMessage message);
 
+    // An authorization is decided only with someone vouching for its card: the card grain that forwarded it, or the
+    // member itself from what the card grains told this activation. (The wire aliases keep the methods' first names.)
+
     /// <summary>
-    /// An authorization routed straight to the member (the gateway knows the card's member). Decided with what the
-    /// card grain told this activation about the card; a card it was not told about throws
+    /// An authorization routed straight to the member (the gateway knows the card's member): the member vouches for the
+    /// card from what its card grain told this activation; a card it was not told about throws
     /// <see cref="CardRouteRequiredException"/> (nothing recorded) and the gateway goes through the card grain.
     /// </summary>
-    [Alias("AuthorizeOnCard")] Task<PostingResult> AuthorizeOnCard(AuthorizeMessage message);
+    [Alias("AuthorizeOnCard")] Task<PostingResult> AuthorizeOnKnownCard(AuthorizeMessage message);
 
     /// <summary>
     /// An authorization forwarded by the card grain of <see cref="AuthorizeMessage.CardId"/>, which vouches the card is
     /// this member's and says whether it is blocked; the member remembers it for authorizations routed past the card grain.
     /// </summary>
-    [Alias("AuthorizeFromCard")] Task<PostingResult> AuthorizeFromCard(AuthorizeMessage message, bool cardBlocked);
+    [Alias("AuthorizeFromCard")] Task<PostingResult> AuthorizeFromCardGrain(AuthorizeMessage message, bool cardBlocked);
 
     /// <summary>
     /// Several postings decided in order and committed in one ledger append; a result (or error) per item, in order,
-    /// each what the unary call would have answered. Authorizations are routed as by <see cref="AuthorizeOnCard"/>.
+    /// each what the unary call would have answered. Authorizations are vouched for as by <see cref="AuthorizeOnKnownCard"/>.
     /// </summary>
     [Alias("Post")] Task<PostingItemResult[]> Post(PostingItem[] items);
 
     /// <summary>
     /// The card grain tells the member one of its cards is blocked, before the block is acknowledged; returns once every
-    /// authorization decided before it is committed, so none can be acknowledged after the block.
+    /// authorization decided before it is written, so none can be acknowledged after the block.
     /// </summary>
     [Alias("CardBlocked")] Task CardBlocked(string cardId);
     [Alias("GetBalance")] Task<BalanceView> GetBalance();

@@ -1,16 +1,20 @@
 namespace LoyaltyGrains.Domain;
 
-/// <summary>Card: what the member knows of the card named (the domain refuses a blocked card or another member's).</summary>
-public sealed record AuthorizeCommand(string TransactionId, string CardId, long AmountMinor, string Currency, int Mcc,
-    string MerchantId, DateTimeOffset OccurredAt, CardStanding Card = CardStanding.Active);
+/// <summary>
+/// A processor's or partner's posting: decided by <see cref="MemberAccount.Decide"/> after what it needs was gathered
+/// (<see cref="MemberAccount.NeedsOf"/>, <see cref="MemberAccount.ClaimsOf"/>). Idempotent on its transaction id.
+/// </summary>
+public abstract record PostingCommand(string TransactionId);
 
-/// <summary>The card an authorization names, as its card grain told the member.</summary>
+/// <summary>Card: what the member knows of the card named (the domain refuses a blocked card, after duplicates).</summary>
+public sealed record AuthorizeCommand(string TransactionId, string CardId, long AmountMinor, string Currency, int Mcc,
+    string MerchantId, DateTimeOffset OccurredAt, CardStanding Card = CardStanding.Active) : PostingCommand(TransactionId);
+
+/// <summary>The card an authorization names, as its card grain told the member (only a card of this member gets here).</summary>
 public enum CardStanding
 {
     Active = 0,
     Blocked = 1,
-    /// <summary>Issued, but to another member.</summary>
-    OtherMember = 2,
 }
 
 /// <summary>
@@ -19,15 +23,17 @@ public enum CardStanding
 /// idempotency fingerprint covers only what was sent.
 /// </summary>
 public sealed record CaptureCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor,
-    DateTimeOffset? OccurredAt, int Mcc, string MerchantId, string Currency);
+    DateTimeOffset? OccurredAt, int Mcc, string MerchantId, string Currency) : PostingCommand(TransactionId);
 
 /// <summary>AmountMinor 0 = the whole remaining authorized amount. OccurredAt null = not sent (the clock is used).</summary>
-public sealed record ReverseCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor, DateTimeOffset? OccurredAt);
+public sealed record ReverseCommand(string TransactionId, string AuthorizationId, string CardId, long AmountMinor, DateTimeOffset? OccurredAt)
+    : PostingCommand(TransactionId);
 
 /// <summary>OccurredAt null = not sent (the clock is used).</summary>
-public sealed record RefundCommand(string TransactionId, string OriginalTransactionId, string CardId, long AmountMinor, DateTimeOffset? OccurredAt);
+public sealed record RefundCommand(string TransactionId, string OriginalTransactionId, string CardId, long AmountMinor, DateTimeOffset? OccurredAt)
+    : PostingCommand(TransactionId);
 
-public sealed record RedeemCommand(string TransactionId, string PartnerId, long AmountMinor);
+public sealed record RedeemCommand(string TransactionId, string PartnerId, long AmountMinor) : PostingCommand(TransactionId);
 
 public sealed record EnrollCommand(string MemberId, bool Premium, string ReferredBy, string TierId);
 

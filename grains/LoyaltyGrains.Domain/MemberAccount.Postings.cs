@@ -4,17 +4,13 @@ namespace LoyaltyGrains.Domain;
 public sealed partial class MemberAccount
 {
     public Result<PostingOutcome> Authorize(AuthorizeCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
-        IReadOnlyList<CampaignGrant>? grants = null, IReadOnlyList<LedgerEntry>? coldRows = null)
+        IReadOnlyList<CampaignGrant>? grants = null, IReadOnlyList<LedgerEntry>? coldRows = null, LedgerEntry? ledgerRow = null)
     {
         var fingerprint = FingerprintOf(command);
-        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows, ledgerRow) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         // After the duplicate check: a retry of an authorization made before a block still gets its original reply.
-        switch (command.Card)
-        {
-            case CardStanding.Blocked: return Fail(RejectionKind.FailedPrecondition, $"card_id: card '{command.CardId}' is blocked");
-            case CardStanding.OtherMember: return Fail(RejectionKind.NotFound, $"card_id: card '{command.CardId}' is not issued to member '{MemberId}'");
-        }
+        if (command.Card == CardStanding.Blocked) return Fail(RejectionKind.FailedPrecondition, $"card_id: card '{command.CardId}' is blocked");
         Touch(programs.At(now), now);
 
         var program = programs.At(command.OccurredAt);
@@ -25,7 +21,7 @@ public sealed partial class MemberAccount
         if (FindPurchase(command.TransactionId, coldRows, byMessageId: false) is { } existing)
         {
             // The purchase was force-posted before its authorization arrived: record it, earn nothing twice.
-            return Commit(new LedgerEntry
+            return RecordPosting(new LedgerEntry
             {
                 MessageId = command.TransactionId, Kind = EntryKind.AuthorizeLate,
                 CardId = command.CardId, PurchaseId = existing.PurchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
@@ -37,7 +33,7 @@ public sealed partial class MemberAccount
         var month = program.MonthOf(command.OccurredAt);
         FreezeTier(program, month, now);
         var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, command.OccurredAt, month, reservedMinor: 0, grants);
-        var outcome = Commit(new LedgerEntry
+        var outcome = RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.Authorize,
             CardId = command.CardId, PurchaseId = command.TransactionId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
@@ -50,11 +46,11 @@ public sealed partial class MemberAccount
     }
 
     public Result<PostingOutcome> Capture(CaptureCommand command, ProgramHistory programs, MccCatalogue catalogue, DateTimeOffset now,
-        IReadOnlyList<CampaignGrant>? forcePostGrants = null, IReadOnlyList<LedgerEntry>? coldRows = null)
+        IReadOnlyList<CampaignGrant>? forcePostGrants = null, IReadOnlyList<LedgerEntry>? coldRows = null, LedgerEntry? ledgerRow = null)
     {
         // Only what the processor sent: a field it left out (time, currency) is filled here, never fingerprinted.
         var fingerprint = FingerprintOf(command);
-        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows, ledgerRow) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
@@ -103,7 +99,7 @@ public sealed partial class MemberAccount
             purchase.CategoryReservedMinor, CapturedCampaignGrants(purchase, command.AmountMinor));
         var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
         ReturnBudget(purchase.PendingLines, accrual.Lines);
-        var outcome = Commit(new LedgerEntry
+        var outcome = RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.Capture,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
@@ -132,7 +128,7 @@ public sealed partial class MemberAccount
         var month = program.MonthOf(occurredAt);
         FreezeTier(program, month, now);
         var accrual = Price(program, catalogue, command.AmountMinor, command.Mcc, command.MerchantId, occurredAt, month, reservedMinor: 0, grants);
-        var outcome = Commit(new LedgerEntry
+        var outcome = RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.ForcePost,
             CardId = command.CardId, PurchaseId = purchaseId, AmountMinor = command.AmountMinor, Mcc = command.Mcc,
@@ -145,10 +141,11 @@ public sealed partial class MemberAccount
         return outcome;
     }
 
-    public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
+    public Result<PostingOutcome> Reverse(ReverseCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null,
+        LedgerEntry? ledgerRow = null)
     {
         var fingerprint = FingerprintOf(command);
-        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows, ledgerRow) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
@@ -162,7 +159,7 @@ public sealed partial class MemberAccount
                 return Fail(RejectionKind.ResourceExhausted,
                     $"authorization_id: not known, and {Limits.ParkedReversalsMax} reversals already wait for their authorizations on this member");
             }
-            return Commit(new LedgerEntry
+            return RecordPosting(new LedgerEntry
             {
                 MessageId = command.TransactionId, Kind = EntryKind.ReverseParked,
                 CardId = command.CardId, PurchaseId = command.AuthorizationId, AmountMinor = command.AmountMinor,
@@ -187,14 +184,15 @@ public sealed partial class MemberAccount
             return Fail(RejectionKind.FailedPrecondition,
                 $"amount_minor: {command.AmountMinor} exceeds the remaining authorized {purchase.RemainingAuthorizedMinor}");
         }
-        return Commit(ReversalEntry(purchase, command.TransactionId, EntryKind.Reverse, command.CardId, command.AmountMinor,
+        return RecordPosting(ReversalEntry(purchase, command.TransactionId, EntryKind.Reverse, command.CardId, command.AmountMinor,
             command.OccurredAt ?? now, now, fingerprint));
     }
 
-    public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null)
+    public Result<PostingOutcome> Refund(RefundCommand command, ProgramHistory programs, DateTimeOffset now, IReadOnlyList<LedgerEntry>? coldRows = null,
+        LedgerEntry? ledgerRow = null)
     {
         var fingerprint = FingerprintOf(command);
-        if (CheckProcessed(command.TransactionId, fingerprint, coldRows) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, coldRows, ledgerRow) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
 
@@ -232,7 +230,7 @@ public sealed partial class MemberAccount
         var capReturned = AccrualCalculator.CategorySum(clawDelta);
         var breakdown = Negate(clawDelta);
         ReturnBudget(clawDelta, []);
-        return Commit(new LedgerEntry
+        return RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.Refund,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
@@ -250,10 +248,10 @@ public sealed partial class MemberAccount
         return Price(program, catalogue, amountMinor, mcc, merchantId, at, program.MonthOf(at), reservedMinor: 0, grants);
     }
 
-    public Result<PostingOutcome> Redeem(RedeemCommand command, ProgramHistory programs, DateTimeOffset now)
+    public Result<PostingOutcome> Redeem(RedeemCommand command, ProgramHistory programs, DateTimeOffset now, LedgerEntry? ledgerRow = null)
     {
         var fingerprint = FingerprintOf(command);
-        if (CheckProcessed(command.TransactionId, fingerprint) is { } seen) return seen;
+        if (CheckProcessed(command.TransactionId, fingerprint, ledgerRow: ledgerRow) is { } seen) return seen;
         if (!State.Enrolled) return NotEnrolled();
         Touch(programs.At(now), now);
         // Rule "redemption": pay with available bonuses only; never an overdraft.
@@ -261,7 +259,7 @@ public sealed partial class MemberAccount
         {
             return Fail(RejectionKind.FailedPrecondition, $"amount_minor: {command.AmountMinor} exceeds the available {Math.Max(0, State.AvailableMinor)}");
         }
-        return Commit(new LedgerEntry
+        return RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.Redeem,
             PurchaseId = command.TransactionId, AmountMinor = command.AmountMinor, PartnerId = command.PartnerId, OccurredAt = now, RecordedAt = now,
@@ -279,7 +277,7 @@ public sealed partial class MemberAccount
                 $"amount_minor: {command.AmountMinor} exceeds the restorable {restorableMinor} of redemption '{command.OriginalTransactionId}'");
         }
         // Restored bonuses form a fresh lot: the original lots were consumed and their dates are gone.
-        return Commit(new LedgerEntry
+        return RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.RedeemRefund,
             CardId = command.CardId, PurchaseId = command.OriginalTransactionId, AmountMinor = command.AmountMinor, PartnerId = redemption.PartnerId,
@@ -377,45 +375,49 @@ public sealed partial class MemberAccount
     public static long FingerprintOf(RedeemCommand command) => Fingerprint.Start("redeem").Add(command.PartnerId).Add(command.AmountMinor).Value;
 
     /// <summary>
-    /// Whether a refusal of this message must first be checked against the ledger: its id is not among the records in
-    /// memory, and this member has had records leave memory (pruning starts at entry <see cref="DedupePruneEveryEntries"/>).
-    /// A late retry of a message memory forgot would otherwise be refused as if new (its purchase has moved on).
+    /// The idempotency rule, the one place it is written: a message id seen before (in memory, in the rows read for a
+    /// decision, or found taken when the ledger refused an append) answers the same message — same member, same
+    /// non-zero payload fingerprint — with its original figures (DUPLICATE), and anything else as a used id
+    /// (ALREADY_EXISTS). <paramref name="original"/> null: the id is taken by a row that could not be read.
     /// </summary>
-    public bool RefusalNeedsLedgerCheck(string transactionId, Result<PostingOutcome> decision) =>
-        decision.Rejection is { Kind: not RejectionKind.AlreadyExists } && State.Sequence >= DedupePruneEveryEntries
-        && !State.Processed.ContainsKey(transactionId);
+    public static Result<PostingOutcome> AnswerSeenId(string memberId, string transactionId, long fingerprint, LedgerEntry? original) =>
+        original is not null && original.MemberId == memberId && IsSameMessage(original.Fingerprint, fingerprint)
+            ? PostingOutcome.From(original, duplicate: true)
+            : AlreadyUsed(transactionId);
+
+    private static bool IsSameMessage(long recordedFingerprint, long fingerprint) => recordedFingerprint == fingerprint && fingerprint != 0;
 
     /// <summary>
-    /// The answer to a message whose id the ledger already holds (<paramref name="row"/>, null when it holds none): the
-    /// same message is a duplicate with its original figures, anything else a used id. Null: decide as usual.
+    /// The answer to a message whose id this member already saw: from the record in memory, else from the rows the caller
+    /// read (the purchase's, or the ledger's row under this very id). Null: the id is new, decide.
     /// </summary>
-    public Result<PostingOutcome>? AnswerFromLedgerRow(string transactionId, long fingerprint, LedgerEntry? row) =>
-        row is null ? null
-        : row.MemberId == MemberId && row.Fingerprint == fingerprint && fingerprint != 0 ? PostingOutcome.From(row, duplicate: true)
-        : AlreadyUsed(transactionId);
-
-    private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint, IReadOnlyList<LedgerEntry>? coldRows = null)
+    private Result<PostingOutcome>? CheckProcessed(string transactionId, long fingerprint, IReadOnlyList<LedgerEntry>? coldRows = null,
+        LedgerEntry? ledgerRow = null)
     {
         if (State.Processed.TryGetValue(transactionId, out var processed))
         {
-            return processed.Fingerprint == fingerprint ? processed.ToOutcome(transactionId, MemberId) : AlreadyUsed(transactionId);
+            return IsSameMessage(processed.Fingerprint, fingerprint) ? processed.ToOutcome(transactionId, MemberId) : AlreadyUsed(transactionId);
         }
-        // A retry older than memory: the purchase's rows the caller read may hold the message itself. It is the same
-        // message (DUPLICATE with the original figures) or another one under a used id, never a new decision.
+        // A retry older than memory: the rows the caller read may hold the message itself. It is the same message
+        // (DUPLICATE with the original figures) or another one under a used id, never a new decision.
+        if (ledgerRow is not null) return AnswerSeenId(MemberId, transactionId, fingerprint, ledgerRow);
         if (coldRows is null) return null;
         foreach (var row in coldRows)
         {
-            if (row.MessageId != transactionId || row.MemberId != MemberId) continue;
-            return row.Fingerprint == fingerprint && fingerprint != 0 ? PostingOutcome.From(row, duplicate: true) : AlreadyUsed(transactionId);
+            if (row.MessageId == transactionId && row.MemberId == MemberId) return AnswerSeenId(MemberId, transactionId, fingerprint, row);
         }
         return null;
     }
 
-    private static Rejection AlreadyUsed(string transactionId) =>
+    /// <summary>The refusal of a message id already used for another message.</summary>
+    public static Rejection AlreadyUsed(string transactionId) =>
         Fail(RejectionKind.AlreadyExists, $"transaction_id: '{transactionId}' was already used for a different message");
 
-    /// <summary>Records a posting, unless it would take a balance past the engine's maximum (rule "balance bounds").</summary>
-    private Result<PostingOutcome> Commit(LedgerEntry entry)
+    /// <summary>
+    /// Records an accepted posting (applied to memory at once, left in <see cref="Uncommitted"/> for the host to write),
+    /// unless it would take a balance past the engine's maximum (rule "balance bounds").
+    /// </summary>
+    private Result<PostingOutcome> RecordPosting(LedgerEntry entry)
     {
         entry = Next(entry);
         if (Math.Abs(entry.AvailableAfterMinor) > Limits.BalanceMinorMax || Math.Abs(entry.PendingAfterMinor) > Limits.BalanceMinorMax)

@@ -47,7 +47,7 @@ public sealed partial class MemberAccount
     // A lower bound, not exact (a capture or reversal does not raise it); a walk that finds nothing to expire sets it
     // again. Derived from State on first use, never serialized: 8 bytes where a sorted index cost ~100 per purchase.
     private long _oldestOpenTicks = long.MinValue;
-    /// <summary>Entries decided and applied by the last command, which the caller must commit before replying.</summary>
+    /// <summary>Entries recorded (decided and applied) by the last command, which the host must write to the ledger before replying.</summary>
     public IReadOnlyList<LedgerEntry> Uncommitted => _uncommitted ?? (IReadOnlyList<LedgerEntry>)[];
 
     /// <summary>Campaign budget the last command gave back (reversals, refunds, expiry); returned to leases after commit.</summary>

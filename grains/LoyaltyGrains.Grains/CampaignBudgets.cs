@@ -7,13 +7,34 @@ using Microsoft.Extensions.Logging;
 namespace LoyaltyGrains.Grains;
 
 /// <summary>
+/// Campaign budget as a member's decisions use it: reserved before a decision, the unused part released after it, and
+/// what committed entries gave back (reversals, refunds, expiry) returned.
+/// </summary>
+public interface ICampaignBudget
+{
+    ValueTask<CampaignGrant[]> ReserveAsync(IReadOnlyList<CampaignClaim> claims);
+
+    /// <summary>What <see cref="ReserveAsync"/> would grant now, taking nothing (quotes).</summary>
+    ValueTask<CampaignGrant[]> WouldReserveAsync(IReadOnlyList<CampaignClaim> claims);
+
+    /// <summary>Puts back grants a refused, duplicate or unwritten decision did not use.</summary>
+    void Release(IReadOnlyList<CampaignGrant> grants);
+
+    /// <summary>Budget that committed reversals, refunds and expiries gave back.</summary>
+    void ReturnBudget(IReadOnlyList<BudgetReturn> returns);
+
+    /// <summary>A campaign's spend and members joined, for offer listings.</summary>
+    ValueTask<OfferUsage> UsageAsync(CampaignRule campaign);
+}
+
+/// <summary>
 /// This silo's campaign budget leases. Member grains reserve bonuses from a local lease (microseconds, no grain call);
 /// when a lease runs short it draws the next chunk (1/32 of the budget or what the purchase needs) from the
 /// campaign's grain. Idle leases give their unspent part back after <see cref="LeaseIdleMax"/>, and all of them on
 /// shutdown. Budget can therefore never be overspent: every kopeck granted to a member came out of a lease the
 /// campaign grain durably counted.
 /// </summary>
-public sealed class CampaignBudgets : BackgroundService
+public sealed class CampaignBudgets : BackgroundService, ICampaignBudget
 {
     private readonly IGrainFactory grains;
     private readonly IRulesProvider rules;
@@ -50,13 +71,8 @@ public sealed class CampaignBudgets : BackgroundService
     /// <summary>Calls this silo made to campaign grains (acquire and return), for the "calls per 1 000 purchases" figure.</summary>
     public long LeaseCalls => Interlocked.Read(ref _leaseCalls);
 
-    public async ValueTask<CampaignGrant[]> ReserveAsync(IReadOnlyList<CampaignClaim> claims)
-    {
-        if (claims.Count == 0) return [];
-        var grants = new CampaignGrant[claims.Count];
-        for (var i = 0; i < claims.Count; i++) grants[i] = await ReserveOneAsync(claims[i]);
-        return grants;
-    }
+    /// <summary>Reserves budget for a decision's claims from this silo's leases (drawing from the campaign when short).</summary>
+    public ValueTask<CampaignGrant[]> ReserveAsync(IReadOnlyList<CampaignClaim> claims) => GrantAllAsync(claims, take: true);
 
     /// <summary>Puts back grants a refused or uncommitted decision did not use.</summary>
     public void Release(IReadOnlyList<CampaignGrant> grants)
@@ -68,7 +84,7 @@ public sealed class CampaignBudgets : BackgroundService
     }
 
     /// <summary>Budget that committed reversals, refunds and expiries gave back.</summary>
-    public void Return(IReadOnlyList<BudgetReturn> returns)
+    public void ReturnBudget(IReadOnlyList<BudgetReturn> returns)
     {
         foreach (var returned in returns) GiveBack(returned.CampaignId, returned.AmountMinor, 0);
     }
@@ -78,39 +94,100 @@ public sealed class CampaignBudgets : BackgroundService
     /// and where it would draw from the campaign grain, what that grain could give (its unleased part plus other
     /// silos' unspent leases, which a draw would recall). So a quote equals the accrual of an immediate authorization.
     /// </summary>
-    public async ValueTask<CampaignGrant[]> WouldReserveAsync(IReadOnlyList<CampaignClaim> claims)
+    public ValueTask<CampaignGrant[]> WouldReserveAsync(IReadOnlyList<CampaignClaim> claims) => GrantAllAsync(claims, take: false);
+
+    private async ValueTask<CampaignGrant[]> GrantAllAsync(IReadOnlyList<CampaignClaim> claims, bool take)
     {
         if (claims.Count == 0) return [];
         var grants = new CampaignGrant[claims.Count];
-        for (var i = 0; i < claims.Count; i++) grants[i] = await WouldReserveOneAsync(claims[i]);
+        for (var i = 0; i < claims.Count; i++) grants[i] = await GrantAsync(claims[i], take);
         return grants;
     }
 
-    private async ValueTask<CampaignGrant> WouldReserveOneAsync(CampaignClaim claim)
+    /// <summary>
+    /// The reservation rule, written once for a reservation (<paramref name="take"/>) and a quote: a claim limited by
+    /// neither budget nor first-N slots gets what it desires. Otherwise, short of budget or of a slot, the lease draws
+    /// from the campaign (unless the campaign said moments ago it was exhausted) — a quote only asks what a draw would
+    /// get; then <see cref="GrantableMinor"/> says what the claim gets, which a reservation takes from the lease.
+    /// </summary>
+    private async ValueTask<CampaignGrant> GrantAsync(CampaignClaim claim, bool take)
     {
         var campaign = claim.Campaign;
         var budgetLimited = campaign.BudgetMinor > 0;
         if (!budgetLimited && !claim.NeedsMemberSlot) return new CampaignGrant(campaign, claim.DesiredMinor);
-        long budget = 0;
-        var slots = 0;
-        var mayDraw = true;
-        if (_leases.TryGetValue(campaign.CampaignId, out var lease) && !lease.Ended)
+        var lease = take ? await EnterLeaseAsync(campaign.CampaignId) : PeekLease(campaign.CampaignId);
+        try
         {
-            budget = Volatile.Read(ref lease.BudgetMinor);
-            slots = Volatile.Read(ref lease.Slots);
-            mayDraw = clock.GetUtcNow() >= lease.ExhaustedUntil;
+            var now = clock.GetUtcNow();
+            if (take) lease!.LastUsed = now;
+            var budget = lease is null ? 0 : Volatile.Read(ref lease.BudgetMinor);
+            var slots = lease is null ? 0 : Volatile.Read(ref lease.Slots);
+            var shortOfBudget = budgetLimited && budget < claim.DesiredMinor;
+            var shortOfSlot = claim.NeedsMemberSlot && slots == 0;
+            if ((shortOfBudget || shortOfSlot) && now >= (lease?.ExhaustedUntil ?? DateTimeOffset.MinValue))
+            {
+                var drawn = take
+                    ? await DrawAsync(lease!, claim, shortOfBudget, shortOfSlot, now)
+                    : await grains.CampaignGrain(campaign.CampaignId).Remaining(await HolderReferenceAsync());
+                budget += drawn.BudgetMinor;
+                slots += drawn.Slots;
+            }
+            var amount = GrantableMinor(claim, budget, slots);
+            if (!take || amount <= 0) return new CampaignGrant(campaign, amount);
+            // Taken with compare-and-swap: a recall (which empties the lease without the gate) can never see a
+            // kopeck that a reservation also took.
+            if (claim.NeedsMemberSlot && !TryTake(ref lease!.Slots, 1)) return new CampaignGrant(campaign, 0);
+            var taken = budgetLimited ? TakeUpTo(ref lease!.BudgetMinor, amount) : amount;
+            if (taken <= 0)
+            {
+                if (claim.NeedsMemberSlot) Interlocked.Increment(ref lease!.Slots);
+                return new CampaignGrant(campaign, 0);
+            }
+            return new CampaignGrant(campaign, taken, claim.NeedsMemberSlot);
         }
-        var shortOfBudget = budgetLimited && budget < claim.DesiredMinor;
-        var shortOfSlot = claim.NeedsMemberSlot && slots == 0;
-        if ((shortOfBudget || shortOfSlot) && mayDraw)
+        finally
         {
-            var remaining = await grains.CampaignGrain(campaign.CampaignId).Remaining(await HolderReferenceAsync());
-            budget += remaining.BudgetMinor;
-            slots += remaining.Slots;
+            if (take) lease!.Gate.Release();
         }
-        if (claim.NeedsMemberSlot && slots == 0) return new CampaignGrant(campaign, 0);
-        var amount = budgetLimited ? Math.Min(claim.DesiredMinor, budget) : claim.DesiredMinor;
-        return new CampaignGrant(campaign, Math.Max(0, amount));
+    }
+
+    /// <summary>What a claim gets from this much budget and these slots: nothing without a slot it needs, else its desire up to the budget.</summary>
+    private static long GrantableMinor(CampaignClaim claim, long budgetMinor, int slots)
+    {
+        if (claim.NeedsMemberSlot && slots == 0) return 0;
+        return Math.Max(0, claim.Campaign.BudgetMinor > 0 ? Math.Min(claim.DesiredMinor, budgetMinor) : claim.DesiredMinor);
+    }
+
+    /// <summary>The campaign's live lease, its gate held by the caller.</summary>
+    private async ValueTask<LocalLease> EnterLeaseAsync(string campaignId)
+    {
+        var lease = _leases.GetOrAdd(campaignId, _ => new LocalLease());
+        await lease.Gate.WaitAsync();
+        while (lease.Ended)
+        {
+            // The sweeper ended this lease while we waited: use the campaign's next one.
+            lease.Gate.Release();
+            lease = _leases.GetOrAdd(campaignId, _ => new LocalLease());
+            await lease.Gate.WaitAsync();
+        }
+        return lease;
+    }
+
+    private LocalLease? PeekLease(string campaignId) => _leases.TryGetValue(campaignId, out var lease) && !lease.Ended ? lease : null;
+
+    /// <summary>Draws the next chunk (1/32 of the budget or what the claim lacks) into the lease; the gate is held.</summary>
+    private async ValueTask<CampaignLease> DrawAsync(LocalLease lease, CampaignClaim claim, bool shortOfBudget, bool shortOfSlot, DateTimeOffset now)
+    {
+        var campaign = claim.Campaign;
+        var budgetWanted = shortOfBudget ? Math.Max(claim.DesiredMinor - lease.BudgetMinor, campaign.BudgetMinor / ChunksPerBudget) : 0;
+        var slotsWanted = shortOfSlot ? Math.Max(1, campaign.MaxMembers / ChunksPerBudget) : 0;
+        Interlocked.Increment(ref _leaseCalls);
+        LoyaltyMetrics.CampaignLeaseCalls.Add(1);
+        var granted = await grains.CampaignGrain(campaign.CampaignId).AcquireLease(budgetWanted, slotsWanted, await HolderReferenceAsync());
+        Interlocked.Add(ref lease.BudgetMinor, granted.BudgetMinor);
+        Interlocked.Add(ref lease.Slots, granted.Slots);
+        if (granted.Exhausted) lease.ExhaustedUntil = now + ExhaustedRetryAfter;
+        return granted;
     }
 
     /// <summary>
@@ -140,54 +217,6 @@ public sealed class CampaignBudgets : BackgroundService
     public static readonly TimeSpan UsageMaxAge = TimeSpan.FromSeconds(5);
 
     private readonly ConcurrentDictionary<string, (CampaignStatus Status, DateTimeOffset At)> _usage = new(StringComparer.Ordinal);
-
-    private async ValueTask<CampaignGrant> ReserveOneAsync(CampaignClaim claim)
-    {
-        var campaign = claim.Campaign;
-        var budgetLimited = campaign.BudgetMinor > 0;
-        if (!budgetLimited && !claim.NeedsMemberSlot) return new CampaignGrant(campaign, claim.DesiredMinor);
-        var lease = _leases.GetOrAdd(campaign.CampaignId, _ => new LocalLease());
-        await lease.Gate.WaitAsync();
-        while (lease.Ended)
-        {
-            // The sweeper ended this lease while we waited: use the campaign's next one.
-            lease.Gate.Release();
-            lease = _leases.GetOrAdd(campaign.CampaignId, _ => new LocalLease());
-            await lease.Gate.WaitAsync();
-        }
-        try
-        {
-            var now = clock.GetUtcNow();
-            lease.LastUsed = now;
-            var shortOfBudget = budgetLimited && lease.BudgetMinor < claim.DesiredMinor;
-            var shortOfSlot = claim.NeedsMemberSlot && lease.Slots == 0;
-            if ((shortOfBudget || shortOfSlot) && now >= lease.ExhaustedUntil)
-            {
-                var budgetWanted = shortOfBudget ? Math.Max(claim.DesiredMinor - lease.BudgetMinor, campaign.BudgetMinor / ChunksPerBudget) : 0;
-                var slotsWanted = shortOfSlot ? Math.Max(1, campaign.MaxMembers / ChunksPerBudget) : 0;
-                Interlocked.Increment(ref _leaseCalls);
-                LoyaltyMetrics.CampaignLeaseCalls.Add(1);
-                var granted = await grains.CampaignGrain(campaign.CampaignId).AcquireLease(budgetWanted, slotsWanted, await HolderReferenceAsync());
-                Interlocked.Add(ref lease.BudgetMinor, granted.BudgetMinor);
-                Interlocked.Add(ref lease.Slots, granted.Slots);
-                if (granted.Exhausted) lease.ExhaustedUntil = now + ExhaustedRetryAfter;
-            }
-            // Taken with compare-and-swap: a recall (which empties the lease without the gate) can never see a
-            // kopeck that a reservation also took.
-            if (claim.NeedsMemberSlot && !TryTake(ref lease.Slots, 1)) return new CampaignGrant(campaign, 0);
-            var amount = budgetLimited ? TakeUpTo(ref lease.BudgetMinor, claim.DesiredMinor) : claim.DesiredMinor;
-            if (amount <= 0)
-            {
-                if (claim.NeedsMemberSlot) Interlocked.Increment(ref lease.Slots);
-                return new CampaignGrant(campaign, 0);
-            }
-            return new CampaignGrant(campaign, amount, claim.NeedsMemberSlot);
-        }
-        finally
-        {
-            lease.Gate.Release();
-        }
-    }
 
     private static long TakeUpTo(ref long balance, long wanted)
     {

@@ -63,7 +63,7 @@ public sealed class CardGrain(
 
     // The card's facts go with the message, so the member never asks back; the member decides what they mean (a blocked
     // card is refused after the duplicate check): one owner for each rule, whichever route the message took.
-    public Task<PostingResult> Authorize(AuthorizeMessage message) => Member().AuthorizeFromCard(message, state.State.Blocked);
+    public Task<PostingResult> Authorize(AuthorizeMessage message) => Member().AuthorizeFromCardGrain(message, state.State.Blocked);
 
     public Task<PostingResult> Capture(CaptureMessage message) => Member().Capture(message);
 

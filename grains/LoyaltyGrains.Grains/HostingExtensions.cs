@@ -18,6 +18,7 @@ public static class HostingExtensions
         services.AddSingleton<IRulesProvider>(sp => sp.GetRequiredService<RulesProvider>());
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RulesProvider>());
         services.AddSingleton<CampaignBudgets>();
+        services.AddSingleton<ICampaignBudget>(sp => sp.GetRequiredService<CampaignBudgets>());
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<CampaignBudgets>());
         return services;
     }

@@ -1,5 +1,6 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
+using LoyaltyGrains.Grains.Members;
 using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Grains;
@@ -7,49 +8,49 @@ namespace LoyaltyGrains.Grains;
 /// <summary>Enrolment, monthly categories, offer activation and referrals.</summary>
 public sealed partial class MemberGrain
 {
-    public Task<MemberInfo> Enroll(bool premium, string referredBy, string tier) => RunExclusive(async () =>
+    public Task<MemberInfo> Enroll(bool premium, string referredBy, string tier) => Exclusive(async () =>
     {
-        var account = await AccountAsync();
+        var account = await Journal.AccountAsync();
         var now = clock.GetUtcNow();
         var result = account.Enroll(new EnrollCommand(MemberId, premium, referredBy, tier), rules.Programs.At(now), now);
-        await CommitAsync(account);
+        await Journal.WriteAsync(account);
         ThrowIfRejected(result.Rejection);
         return Info(account.State);
     });
 
-    public Task<MemberInfo> GetMember() => RunExclusive(async () => Info((await EnrolledAsync()).State));
+    public Task<MemberInfo> GetMember() => Exclusive(async () => Info((await Journal.EnrolledAsync()).State));
 
-    public Task<bool> IsEnrolled() => RunExclusive(async () => (await AccountAsync()).State.Enrolled);
+    public Task<bool> IsEnrolled() => Exclusive(async () => (await Journal.AccountAsync()).State.Enrolled);
 
-    public Task CreditReferral(string referredMemberId) => RunExclusive(async () =>
+    public Task CreditReferral(string referredMemberId) => Exclusive(async () =>
     {
-        var account = await AccountAsync();
+        var account = await Journal.AccountAsync();
         var now = clock.GetUtcNow();
         var result = account.CreditReferral(referredMemberId, rules.Programs.At(now), now);
-        await CommitAsync(account);
+        await Journal.WriteAsync(account);
         ThrowIfRejected(result.Rejection);
     });
 
-    public Task<BalanceView> ChooseCategories(string month, string[] categories) => RunExclusive(async () =>
+    public Task<BalanceView> ChooseCategories(string month, string[] categories) => Exclusive(async () =>
     {
         if (!MonthKey.TryParse(month, out var monthKey))
         {
             throw new LoyaltyRejectedException(RejectionCode.InvalidArgument, $"month: '{month}' is not a month in the form YYYY-MM");
         }
-        var account = await AccountAsync();
+        var account = await Journal.AccountAsync();
         var result = account.ChooseCategories(new ChooseCategoriesCommand(monthKey, categories), rules.Programs, clock.GetUtcNow());
-        await CommitAsync(account);
+        await Journal.WriteAsync(account);
         ThrowIfRejected(result.Rejection);
-        return BalanceOf(account, monthKey);
+        return MemberViews.Balance(account, rules, clock.GetUtcNow(), monthKey);
     });
 
-    public Task<OfferListing> ActivateOffer(string campaignId) => RunExclusive(async () =>
+    public Task<OfferListing> ActivateOffer(string campaignId) => Exclusive(async () =>
     {
-        var account = await EnrolledAsync();
+        var account = await Journal.EnrolledAsync();
         var campaign = rules.FindCampaign(campaignId)
             ?? throw new LoyaltyRejectedException(RejectionCode.NotFound, $"campaign_id: campaign '{campaignId}' does not exist");
         var result = account.ActivateCampaign(campaign, clock.GetUtcNow());
-        await CommitAsync(account);
+        await Journal.WriteAsync(account);
         ThrowIfRejected(result.Rejection);
         return await OffersAsync(account);
     });

@@ -1,6 +1,7 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
+using LoyaltyGrains.Grains.Members;
 using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Grains;
@@ -34,7 +35,7 @@ public sealed partial class MemberGrain
     private void SnapshotInBackground()
     {
         if (_snapshotWrite is { IsCompleted: false }) return;
-        if (_account is not { } account || account.State.Sequence - _snapshotSequence < SnapshotEveryEntries) return;
+        if (Journal.Account is not { } account || account.State.Sequence - _snapshotSequence < SnapshotEveryEntries) return;
         var now = Environment.TickCount64;
         if (now - _snapshotStartedTicks < (long)SnapshotIntervalMin.TotalMilliseconds) return; // the sweep or a later commit writes it
         _snapshotStartedTicks = now;
@@ -48,7 +49,7 @@ public sealed partial class MemberGrain
         {
             await SnapshotIfBehindAsync(minimumEntries);
         }
-        catch (Exception ex) when (Faults.IsUnavailable(ex))
+        catch (Exception ex) when (ContractFaults.IsUnreachable(ex))
         {
             logger.LogDebug(ex, "Member {MemberId}: snapshot not written (database unreachable); the sweep tries again", MemberId);
         }
@@ -62,24 +63,22 @@ public sealed partial class MemberGrain
     /// <summary>The periodic sweep of an active member: expiries without waiting for a touch, then a snapshot if behind.</summary>
     private async Task SweepAsync()
     {
-        if (_account is { State.Enrolled: true } account)
+        if (Journal.Account is { State.Enrolled: true } account)
         {
             var now = clock.GetUtcNow();
             account.Touch(rules.Programs.At(now), now);
-            var returns = account.BudgetReturns.ToArray();
             try
             {
-                await CommitAsync(account);
+                await Journal.WriteAsync(account);
             }
             catch (LoyaltyUnavailableException)
             {
                 // The outage is logged once by the database layer; the next tick or message tries again.
                 return;
             }
-            budgets.Return(returns);
         }
         await TrySnapshotAsync(1);
-        if (_account is null || _account.State.Sequence == _snapshotSequence)
+        if (Journal.Account is not { } after || after.State.Sequence == _snapshotSequence)
         {
             _sweep?.Dispose();
             _sweep = null;
@@ -88,41 +87,17 @@ public sealed partial class MemberGrain
 
     private void SweepWhileBehind()
     {
-        if (_sweep is null && _account is { } account && account.State.Sequence != _snapshotSequence)
+        if (_sweep is null && Journal.Account is { } account && account.State.Sequence != _snapshotSequence)
         {
             // The first tick is spread over a second interval: members touched together (a batch, a seeding, a restart)
             // must not all serialize and write their snapshots in the same second.
             var firstTick = SweepInterval + TimeSpan.FromMilliseconds(Random.Shared.Next((int)SweepInterval.TotalMilliseconds));
-            _sweep = this.RegisterGrainTimer(_ => RunExclusive(SweepAsync), new GrainTimerCreationOptions(firstTick, SweepInterval));
+            _sweep = this.RegisterGrainTimer(_ => Exclusive(SweepAsync), new GrainTimerCreationOptions(firstTick, SweepInterval));
         }
     }
 
-    private async Task<MemberAccount> AccountAsync()
-    {
-        if (_account is null) await LoadAsync(CancellationToken.None);
-        return _account!;
-    }
-
-    private async Task<MemberAccount> EnrolledAsync()
-    {
-        var account = await AccountAsync();
-        if (!account.State.Enrolled) throw new LoyaltyRejectedException(RejectionCode.NotFound, $"member_id: member '{MemberId}' is not enrolled");
-        return account;
-    }
-
-    private async Task LoadAsync(CancellationToken cancellationToken)
-    {
-        try
-        {
-            await LoadFromStoreAsync(cancellationToken);
-        }
-        catch (Exception ex) when (ex is LedgerUnavailableException || Faults.IsUnavailable(ex))
-        {
-            throw new LoyaltyUnavailableException(outcomeUnknown: false, "the database is unreachable; nothing was recorded, retry with the same transaction_id");
-        }
-    }
-
-    private async Task LoadFromStoreAsync(CancellationToken cancellationToken)
+    /// <summary>The member from its snapshot and the ledger rows after it (the journal translates an unreachable database).</summary>
+    private async Task<MemberAccount> LoadAsync(CancellationToken cancellationToken)
     {
         await snapshot.ReadStateAsync(cancellationToken);
         // A snapshot that cannot be read (damaged, or from a newer format) is rebuilt from the whole ledger instead.
@@ -131,14 +106,14 @@ public sealed partial class MemberGrain
         var account = new MemberAccount(state);
         foreach (var entry in await ledger.ReadMemberAsync(MemberId, state.Sequence, cancellationToken)) account.Apply(entry);
         _snapshotSequence = snapshot.State.Sequence;
-        _account = account;
+        return account;
     }
 
     private async Task SnapshotIfBehindAsync(long minimumEntries)
     {
         // One write at a time: Orleans state writes of one grain must not overlap (etag), and a later one supersedes.
         if (_snapshotWrite is { IsCompleted: false } inFlight) await inFlight;
-        if (_account is not { } account || account.State.Sequence - _snapshotSequence < minimumEntries) return;
+        if (Journal.Account is not { } account || account.State.Sequence - _snapshotSequence < minimumEntries) return;
         var written = account.State.Sequence;
         snapshot.State.Sequence = written;
         snapshot.State.StateJson = MemberSnapshotFormat.Write(account.State);

@@ -1,52 +1,39 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
+using LoyaltyGrains.Grains.Members;
 
 namespace LoyaltyGrains.Grains;
 
-/// <summary>Reads: balance, statement, quote, offers. Only housekeeping due now is committed before a read answers.</summary>
+/// <summary>Reads: balance, statement, quote, offers. Only housekeeping due now is written before a read answers.</summary>
 public sealed partial class MemberGrain
 {
     public const int StatementPageSizeMax = 200;
 
-    public Task<BalanceView> GetBalance()
-    {
-        var read = new BalanceRead(CallDeadline.Current());
-        Enqueue(read);
-        return read.Completion.Task;
-    }
+    /// <summary>Decided in a batch with the postings around it: the balance after those queued before it, once written.</summary>
+    public Task<BalanceView> GetBalance() => Journal.ReadBalance(CallDeadline.Current());
 
-    /// <summary>The balance at this point of a batch; lots past expiry are written off first (rule "expiry", on next touch).</summary>
-    private BalanceView ReadBalance(MemberAccount account)
+    public Task<StatementPage> GetStatement(int pageSize, long beforeSequence) => Exclusive(async () =>
     {
-        if (!account.State.Enrolled) throw new LoyaltyRejectedException(RejectionCode.NotFound, $"member_id: member '{MemberId}' is not enrolled");
-        account.ExpireLots(clock.GetUtcNow());
-        return BalanceOf(account);
-    }
-
-    public Task<StatementPage> GetStatement(int pageSize, long beforeSequence) => RunExclusive(async () =>
-    {
-        var account = await EnrolledAsync();
+        var account = await Journal.EnrolledAsync();
         var size = Math.Clamp(pageSize, 1, StatementPageSizeMax);
         var before = beforeSequence <= 0 ? account.State.Sequence + 1 : beforeSequence;
-        var entries = await ReadLedgerAsync(static (ledger, member, before, size) => ledger.ReadMemberPageAsync(member, before, size), before, size + 1);
+        var entries = await Journal.ReadLedgerAsync(ledger => ledger.ReadMemberPageAsync(MemberId, before, size + 1));
         var page = entries.Take(size).Select(Mapping.ToStatementLine).ToArray();
         var next = entries.Count > size ? page[^1].Sequence : 0;
         return new StatementPage(page, next);
     });
 
     /// <summary>
-    /// What an authorization of this purchase would earn now, with its breakdown: the same decision Authorize makes
-    /// (same housekeeping first, same plan, what a reservation would grant), reserving nothing.
+    /// What an authorization of this purchase would earn now, with its breakdown: the same decision an authorization
+    /// makes (same housekeeping first, same claims, what a reservation would grant), reserving nothing.
     /// </summary>
-    public Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor) => RunExclusive(async () =>
+    public Task<Eligibility> Quote(string merchantId, int mcc, long amountMinor) => Exclusive(async () =>
     {
-        var account = await EnrolledAsync();
+        var account = await Journal.EnrolledAsync();
         var now = clock.GetUtcNow();
         // Expiries due now are what an authorization's touch would release first (rule "on next touch", as a balance read).
         account.Touch(rules.Programs.At(now), now);
-        var returns = account.BudgetReturns.ToArray();
-        await CommitAsync(account);
-        budgets.Return(returns);
+        await Journal.WriteAsync(account);
         var claims = account.PlanCampaigns(rules.Programs, rules.Catalogue, rules.Campaigns, amountMinor, mcc, merchantId, now);
         var grants = await budgets.WouldReserveAsync(claims);
         var accrual = account.Quote(rules.Programs, rules.Catalogue, amountMinor, mcc, merchantId, now, grants);
@@ -54,21 +41,7 @@ public sealed partial class MemberGrain
         return new Eligibility(MemberId, applied, accrual.TotalMinor, Mapping.ToItems(accrual.Lines));
     });
 
-    public Task<OfferListing> ListOffers() => RunExclusive(async () => await OffersAsync(await EnrolledAsync()));
-
-    private BalanceView BalanceOf(MemberAccount account, MonthKey? month = null)
-    {
-        var now = clock.GetUtcNow();
-        var program = rules.Programs.At(now);
-        var key = month ?? program.MonthOf(now);
-        var state = account.State;
-        var monthState = state.Months.GetValueOrDefault(key.Value);
-        var tier = account.TierFor(program, key);
-        var capLeft = Math.Max(0, tier.CategoryCapFor(state.Premium) - (monthState?.CategoryCapUsedMinor ?? 0));
-        var (expiringMinor, expiringAt) = account.NextExpiry();
-        return new BalanceView(MemberId, state.AvailableMinor, state.PendingMinor, tier.TierId, monthState?.ChosenCategories ?? [],
-            key.ToString(), capLeft, expiringMinor, expiringAt, state.Premium, state.Sequence);
-    }
+    public Task<OfferListing> ListOffers() => Exclusive(async () => await OffersAsync(await Journal.EnrolledAsync()));
 
     private async Task<OfferListing> OffersAsync(MemberAccount account)
     {

@@ -1,5 +1,6 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
+using LoyaltyGrains.Grains.Members;
 using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Grains;
@@ -12,16 +13,16 @@ public sealed partial class MemberGrain
 
     private Dictionary<IBalanceObserver, DateTimeOffset>? _watchers;
 
-    public Task<BalanceView> Watch(IBalanceObserver observer) => RunExclusive(async () =>
+    public Task<BalanceView> Watch(IBalanceObserver observer) => Exclusive(async () =>
     {
-        var account = await EnrolledAsync();
+        var account = await Journal.EnrolledAsync();
         _watchers ??= [];
         if (!_watchers.ContainsKey(observer) && _watchers.Count >= WatchersMax)
         {
             throw new LoyaltyRejectedException(RejectionCode.FailedPrecondition, $"member_id: at most {WatchersMax} watchers per member");
         }
         _watchers[observer] = clock.GetUtcNow().AddSeconds(IMemberGrain.WatchLeaseSeconds);
-        return BalanceOf(account);
+        return MemberViews.Balance(account, rules, clock.GetUtcNow());
     });
 
     public Task Unwatch(IBalanceObserver observer)
@@ -35,7 +36,7 @@ public sealed partial class MemberGrain
     {
         if (_watchers is not { Count: > 0 }) return;
         var now = clock.GetUtcNow();
-        var view = BalanceOf(account);
+        var view = MemberViews.Balance(account, rules, now);
         foreach (var (observer, expiresAt) in _watchers.ToArray())
         {
             if (expiresAt < now)

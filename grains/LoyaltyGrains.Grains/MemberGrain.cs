@@ -1,6 +1,7 @@
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Grains.Ledger;
+using LoyaltyGrains.Grains.Members;
 using Orleans.Concurrency;
 using Microsoft.Extensions.Logging;
 
@@ -15,12 +16,10 @@ public sealed class MemberSnapshot
 }
 
 /// <summary>
-/// Thin host of a <see cref="MemberAccount"/>: decides a command in memory, commits its ledger entries, then replies.
-/// Serial through one in-grain queue (the journal): calls are done one after another in arrival order, and postings
-/// that queued behind a commit are decided together and committed in one append. Reentrant only so that they can
-/// queue; no call sees another's uncommitted state. If a commit fails, the in-memory state (which already applied the
-/// entries) is dropped and rebuilt from snapshot + ledger.
-/// By job: postings, membership, cards, views, watchers, the journal (the queue, every append and reply) and the
+/// Host of a member: its activation, its API and its timers. Every call goes into the member's
+/// <see cref="MemberJournal"/> (one queue, done in arrival order; postings that queued behind a write are decided
+/// together and written in one append) and the domain's <see cref="MemberAccount"/> decides. Reentrant only so that
+/// calls can queue; no call sees another's uncommitted state. By job: postings, membership, views, watchers and the
 /// store (activation, snapshot, sweep), each in its own MemberGrain.*.cs.
 /// </summary>
 [Reentrant]
@@ -28,21 +27,22 @@ public sealed partial class MemberGrain(
     [PersistentState("member", StorageNames.Loyalty)] IPersistentState<MemberSnapshot> snapshot,
     ILedger ledger,
     IRulesProvider rules,
-    CampaignBudgets budgets,
+    ICampaignBudget budgets,
     TimeProvider clock,
-    ILogger<MemberGrain> logger) : Grain, IMemberGrain
+    ILogger<MemberGrain> logger) : Grain, IMemberGrain, IMemberJournalHost
 {
-    private MemberAccount? _account;
-
     private string? _memberId;
+    private MemberJournal? _journal;
 
     private string MemberId => _memberId ??= GrainKeys.IdOf(this.GetPrimaryKeyString());
 
+    private MemberJournal Journal => _journal ??= new MemberJournal(MemberId, ledger, budgets, rules, clock, logger, this);
+
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        await LoadAsync(cancellationToken);
+        var account = await Journal.AccountAsync(cancellationToken);
         SweepWhileBehind();
-        if (_account!.State.ReferralEarned) await NotifyReferrerAsync(_account);
+        if (account.State.ReferralEarned) await NotifyReferrerAsync(account);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
@@ -50,7 +50,7 @@ public sealed partial class MemberGrain(
         try
         {
             // Deactivation waits for its calls; the loop may still be deciding, and a snapshot may be in flight (awaited below).
-            if (_drain is { } drain) await drain.WaitAsync(cancellationToken);
+            if (Journal.Running is { } drain) await drain.WaitAsync(cancellationToken);
             await SnapshotIfBehindAsync(1);
         }
         catch (Exception ex)
@@ -60,10 +60,33 @@ public sealed partial class MemberGrain(
         }
     }
 
+    /// <summary>Queues a call done alone, with its caller's deadline.</summary>
+    private Task<T> Exclusive<T>(Func<Task<T>> operation) => Journal.RunExclusive(operation, CallDeadline.Current());
+
+    private Task Exclusive(Func<Task> operation) => Exclusive(async () =>
+    {
+        await operation();
+        return true;
+    });
+
+    void IMemberJournalHost.EnteringLoop() => RequestContext.Clear();
+
+    Task<MemberAccount> IMemberJournalHost.LoadAsync(CancellationToken cancellationToken) => LoadAsync(cancellationToken);
+
+    void IMemberJournalHost.Written(MemberAccount account)
+    {
+        NotifyWatchers(account);
+        SweepWhileBehind();
+    }
+
+    void IMemberJournalHost.SnapshotMayBeDue() => SnapshotInBackground();
+
+    Task IMemberJournalHost.ReferralWrittenAsync(MemberAccount account) => NotifyReferrerAsync(account);
+
     private static MemberInfo Info(MemberState state) => new(state.MemberId, state.Premium, state.ReferredBy, state.TierId, state.EnrolledAt);
 
     private static void ThrowIfRejected(Rejection? rejection)
     {
-        if (rejection is not null) throw new LoyaltyRejectedException((RejectionCode)(int)rejection.Kind, rejection.Message);
+        if (rejection is not null) throw ContractFaults.Rejected(rejection);
     }
 }

@@ -168,7 +168,7 @@ internal static class MemberMemoryBench
             await Parallel.ForEachAsync(Enumerable.Range(0, authorizations), new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (n, _) =>
             {
                 var i = n % members;
-                await grains.MemberGrain(Member(i)).AuthorizeOnCard(
+                await grains.MemberGrain(Member(i)).AuthorizeOnKnownCard(
                     new AuthorizeMessage($"mx{run}-{n}", Card(i), 10_000 + n % 90_000, "RUB", 5411, "bench-shop", at));
                 Interlocked.Increment(ref sent);
             });

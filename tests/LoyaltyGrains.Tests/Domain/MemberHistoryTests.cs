@@ -26,39 +26,27 @@ public sealed class MemberHistoryTests
     private sealed record Redeem(string Id, long Amount) : Message(Id);
 
     /// <summary>
-    /// Decides a message as MemberGrain does: with the cold rows the domain names, and a refusal of an id memory may
-    /// have forgotten checked against the ledger's row under that id.
+    /// Decides a message as the member's journal does, in the domain's two steps: with the cold rows the domain names,
+    /// then — when the decision asks (a refusal of an id memory may have forgotten) — again with the ledger's row of its id.
     /// </summary>
     private static Result<PostingOutcome> Send(MemberAccount account, MemberRows? ledger, Message message, DateTimeOffset now, MemberRows? rows = null)
     {
-        var decision = Decide(account, ledger, message, now);
+        var command = Command(message);
+        var facts = new PostingFacts(ledger?.Cold(account.NeedsOf(command, now)), null);
+        var decision = account.Decide(command, facts, Programs, Catalogue, now);
         rows ??= ledger;
-        if (rows is null || !account.RefusalNeedsLedgerCheck(message.Id, decision)) return decision;
-        var fingerprint = message switch
-        {
-            Auth a => MemberAccount.FingerprintOf(new AuthorizeCommand(a.Id, "card-1", a.Amount, "RUB", a.Mcc, "shop", a.At)),
-            Cap c => MemberAccount.FingerprintOf(new CaptureCommand(c.Id, c.AuthId, "card-1", c.Amount, null, -1, "", "")),
-            ForcePost f => MemberAccount.FingerprintOf(new CaptureCommand(f.Id, f.AuthId, "card-1", f.Amount, null, 5411, "shop", "")),
-            Rev r => MemberAccount.FingerprintOf(new ReverseCommand(r.Id, r.AuthId, "card-1", r.Amount, null)),
-            Ref r => MemberAccount.FingerprintOf(new RefundCommand(r.Id, r.Original, "card-1", r.Amount, null)),
-            Redeem r => MemberAccount.FingerprintOf(new RedeemCommand(r.Id, "partner-1", r.Amount)),
-            _ => throw new ArgumentOutOfRangeException(nameof(message)),
-        };
-        return account.AnswerFromLedgerRow(message.Id, fingerprint, rows.Row(message.Id)) ?? decision;
+        if (rows is null || !decision.NeedsLedgerRow) return decision.Result;
+        return account.Decide(command, facts with { LedgerRow = rows.Row(message.Id), LedgerRowRead = true }, Programs, Catalogue, now).Result;
     }
 
-    private static Result<PostingOutcome> Decide(MemberAccount account, MemberRows? ledger, Message message, DateTimeOffset now) => message switch
+    private static PostingCommand Command(Message message) => message switch
     {
-        Auth a => account.Authorize(new AuthorizeCommand(a.Id, "card-1", a.Amount, "RUB", a.Mcc, "shop", a.At), Programs, Catalogue, now, null,
-            ledger?.Cold(account.ColdAuthorization(a.Id, a.At, now))),
-        Cap c => account.Capture(new CaptureCommand(c.Id, c.AuthId, "card-1", c.Amount, null, -1, "", ""), Programs, Catalogue, now, null,
-            ledger?.Cold(account.ColdReference(c.Id, c.AuthId))),
-        ForcePost f => account.Capture(new CaptureCommand(f.Id, f.AuthId, "card-1", f.Amount, null, 5411, "shop", ""), Programs, Catalogue, now, null,
-            ledger?.Cold(account.ColdReference(f.Id, f.AuthId))),
-        Rev r => account.Reverse(new ReverseCommand(r.Id, r.AuthId, "card-1", r.Amount, null), Programs, now, ledger?.Cold(account.ColdReference(r.Id, r.AuthId))),
-        Ref r => account.Refund(new RefundCommand(r.Id, r.Original, "card-1", r.Amount, null), Programs, now,
-            ledger?.Cold(account.ColdReference(r.Id, r.Original))),
-        Redeem r => account.Redeem(new RedeemCommand(r.Id, "partner-1", r.Amount), Programs, now),
+        Auth a => new AuthorizeCommand(a.Id, "card-1", a.Amount, "RUB", a.Mcc, "shop", a.At),
+        Cap c => new CaptureCommand(c.Id, c.AuthId, "card-1", c.Amount, null, -1, "", ""),
+        ForcePost f => new CaptureCommand(f.Id, f.AuthId, "card-1", f.Amount, null, 5411, "shop", ""),
+        Rev r => new ReverseCommand(r.Id, r.AuthId, "card-1", r.Amount, null),
+        Ref r => new RefundCommand(r.Id, r.Original, "card-1", r.Amount, null),
+        Redeem r => new RedeemCommand(r.Id, "partner-1", r.Amount),
         _ => throw new ArgumentOutOfRangeException(nameof(message)),
     };
 

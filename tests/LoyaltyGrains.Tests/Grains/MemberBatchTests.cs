@@ -144,9 +144,9 @@ public sealed class MemberBatchTests(BatchClusterFixture fixture, ITestOutputHel
         await IntroduceCardAsync(member, card);
         var appendsBefore = Ledger.AppendsOf(member).Count;
         var gate = Ledger.HoldNext(member);
-        var first = Grains.MemberGrain(member).AuthorizeOnCard(Auth("u0-" + member, card, 100_000).Authorize!);
+        var first = Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("u0-" + member, card, 100_000).Authorize!);
         await gate.Entered;
-        var rest = Enumerable.Range(1, 20).Select(i => Grains.MemberGrain(member).AuthorizeOnCard(Auth($"u{i}-{member}", card, 100_000).Authorize!)).ToArray();
+        var rest = Enumerable.Range(1, 20).Select(i => Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth($"u{i}-{member}", card, 100_000).Authorize!)).ToArray();
         await Task.Delay(200); // let them reach the member's queue while the first commit is held (only the batch sizes printed depend on it)
         gate.Release();
         var replies = await Task.WhenAll(rest.Prepend(first));
@@ -164,7 +164,7 @@ public sealed class MemberBatchTests(BatchClusterFixture fixture, ITestOutputHel
         var (member, card) = await NewMemberAsync("blk");
         await IntroduceCardAsync(member, card);
         var gate = Ledger.HoldNext(member);
-        var before = Grains.MemberGrain(member).AuthorizeOnCard(Auth("b0-" + member, card, 100_000).Authorize!);
+        var before = Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("b0-" + member, card, 100_000).Authorize!);
         await gate.Entered;
         var block = Grains.CardGrain(card).Block();
         await Task.Delay(200);
@@ -172,7 +172,7 @@ public sealed class MemberBatchTests(BatchClusterFixture fixture, ITestOutputHel
         gate.Release();
         Assert.Equal(1_000, (await before).PendingAfterMinor);
         await block;
-        var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("b1-" + member, card, 100_000).Authorize!));
+        var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("b1-" + member, card, 100_000).Authorize!));
         Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
     }
 }

@@ -85,7 +85,7 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
         Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
         // The member decides, duplicate first: a retry of an authorization made before the block gets its reply.
         Assert.True((await Grains.CardGrain(card).Authorize(Auth("a-" + member, card, 100_000))).Duplicate);
-        Assert.True((await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a-" + member, card, 100_000))).Duplicate);
+        Assert.True((await Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("a-" + member, card, 100_000))).Duplicate);
         var capture = await Grains.CardGrain(card).Capture(new CaptureMessage("c-" + member, "a-" + member, card, 100_000, At, -1, "", "RUB"));
         Assert.Equal(1_000, capture.AvailableAfterMinor);
     }
@@ -96,20 +96,20 @@ public sealed class MemberGrainTests(ClusterFixture fixture)
         var (member, card) = await NewMemberAsync("direct");
         var (other, otherCard) = await NewMemberAsync("direct2");
         // Not told about the card since activation: sent back to go through the card grain, nothing decided or recorded.
-        await Assert.ThrowsAsync<CardRouteRequiredException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("a0-" + member, card, 100_000)));
+        await Assert.ThrowsAsync<CardRouteRequiredException>(() => Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("a0-" + member, card, 100_000)));
         Assert.Equal(0, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
 
         // The card grain hands the member the card's facts with the message; afterwards the direct route works.
         Assert.Equal(1_000, (await Grains.CardGrain(card).Authorize(Auth("a1-" + member, card, 100_000))).PendingAfterMinor);
-        Assert.Equal(2_000, (await Grains.MemberGrain(member).AuthorizeOnCard(Auth("a2-" + member, card, 100_000))).PendingAfterMinor);
+        Assert.Equal(2_000, (await Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("a2-" + member, card, 100_000))).PendingAfterMinor);
 
         // Another member's card is never decided here: the card grain routes it to its own member.
-        await Assert.ThrowsAsync<CardRouteRequiredException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("f-" + member, otherCard, 100_000)));
+        await Assert.ThrowsAsync<CardRouteRequiredException>(() => Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("f-" + member, otherCard, 100_000)));
         Assert.Equal(2_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
 
         // The member already knows the card as unblocked; the block must reach it before Block returns.
         await Grains.CardGrain(card).Block();
-        var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnCard(Auth("b-" + member, card, 100_000)));
+        var refused = await Assert.ThrowsAsync<LoyaltyRejectedException>(() => Grains.MemberGrain(member).AuthorizeOnKnownCard(Auth("b-" + member, card, 100_000)));
         Assert.Equal(RejectionCode.FailedPrecondition, refused.Code);
         Assert.Equal(2_000, (await Grains.MemberGrain(member).GetBalance()).PendingMinor);
         Assert.Equal(0, (await Grains.MemberGrain(other).GetBalance()).PendingMinor);

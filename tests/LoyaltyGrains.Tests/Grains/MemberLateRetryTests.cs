@@ -29,7 +29,7 @@ public sealed class MemberLateRetryTests(ClusterFixture fixture)
         var newer = MemberAccount.ProcessedKeptMax + MemberAccount.CapturedKeptMax + 2 * MemberAccount.DedupePruneEveryEntries;
         for (var i = 1; i <= newer; i++)
         {
-            await grain.AuthorizeOnCard(Authorization(i));
+            await grain.AuthorizeOnKnownCard(Authorization(i));
             await grain.Capture(Capture(i));
         }
         var before = await grain.GetBalance();
@@ -39,12 +39,12 @@ public sealed class MemberLateRetryTests(ClusterFixture fixture)
         Assert.True(captureRetry.Duplicate);
         Assert.Equal(firstCapture with { Duplicate = true, Breakdown = captureRetry.Breakdown }, captureRetry);
         // The authorization's retry: decided as new in memory, refused by the ledger's unique id, answered from its row.
-        var authorizationRetry = await grain.AuthorizeOnCard(Authorization(0));
+        var authorizationRetry = await grain.AuthorizeOnKnownCard(Authorization(0));
         Assert.True(authorizationRetry.Duplicate);
         Assert.Equal(firstAuthorization with { Duplicate = true, Breakdown = authorizationRetry.Breakdown }, authorizationRetry);
         // The capture's id reused by another authorization (accepted in memory) and by a capture memory refuses.
         var reusedByAuthorization = await Assert.ThrowsAsync<LoyaltyRejectedException>(() =>
-            grain.AuthorizeOnCard(new AuthorizeMessage($"{member}-c0", card, 77_700, "RUB", 5411, "shop", at)));
+            grain.AuthorizeOnKnownCard(new AuthorizeMessage($"{member}-c0", card, 77_700, "RUB", 5411, "shop", at)));
         Assert.Equal(RejectionCode.AlreadyExists, reusedByAuthorization.Code);
         var reusedByCapture = await Assert.ThrowsAsync<LoyaltyRejectedException>(() =>
             grain.Capture(new CaptureMessage($"{member}-c0", $"{member}-a{newer}", card, 1, at, -1, "", "RUB")));
@@ -53,7 +53,7 @@ public sealed class MemberLateRetryTests(ClusterFixture fixture)
         // Nothing of the above recorded anything, and the member goes on as before.
         var after = await grain.GetBalance();
         Assert.Equal((before.AvailableMinor, before.PendingMinor, before.Sequence), (after.AvailableMinor, after.PendingMinor, after.Sequence));
-        var next = await grain.AuthorizeOnCard(Authorization(newer + 1));
+        var next = await grain.AuthorizeOnKnownCard(Authorization(newer + 1));
         Assert.False(next.Duplicate);
     }
 }
