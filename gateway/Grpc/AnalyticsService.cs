@@ -24,7 +24,7 @@ public sealed class AnalyticsService(IServiceProvider services) : V1.Analytics.A
         var stats = new StatsRequest(Validate.Instant(request.From, "from"), Validate.Instant(request.To, "to"))
         {
             Tier = request.Tier, Category = request.Category, Partner = request.PartnerId, Campaign = request.CampaignId,
-            UtcOffsetMinutes = request.HasUtcOffsetMinutes ? request.UtcOffsetMinutes : 180,
+            UtcOffsetMinutes = request.HasUtcOffsetMinutes ? request.UtcOffsetMinutes : ProgramCalendar.DefaultUtcOffsetMinutes,
         };
         var errors = stats.Validate();
         if (errors.Count > 0) throw Validate.Invalid(errors);

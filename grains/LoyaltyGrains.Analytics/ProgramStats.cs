@@ -12,7 +12,7 @@ public sealed record StatsRequest(DateTimeOffset From, DateTimeOffset To)
     public string Category { get; init; } = "";
     public string Partner { get; init; } = "";
     public string Campaign { get; init; } = "";
-    public int UtcOffsetMinutes { get; init; } = 180;
+    public int UtcOffsetMinutes { get; init; } = ProgramCalendar.DefaultUtcOffsetMinutes;
 
     /// <summary>Cohorts (enrolment months) and months since enrolment shown at most; older cohorts are left out.</summary>
     public const int CohortMonthsMax = 24;

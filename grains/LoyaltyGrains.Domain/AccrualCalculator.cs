@@ -54,7 +54,7 @@ public static class AccrualCalculator
         if (purchase.AmountMinor < member.Tier.MinPurchaseMinor) return 0;
         var baseMinor = BaseRate(purchase, member, lines);
         var categoryMinor = ChosenCategoryRate(program, category, baseMinor, purchase, member, lines);
-        Rounding(program.Rounding, lines);
+        AccrualRounding.Apply(program.Rounding, lines);
         return categoryMinor;
     }
 
@@ -155,15 +155,6 @@ public static class AccrualCalculator
             headroomMinor -= amount;
         }
         return trimmed;
-    }
-
-    /// <summary>Rule "rounding": T-Bank style floors each purchase's accrual to whole bonuses; the cut is its own line.</summary>
-    private static void Rounding(RoundingMode mode, List<AccrualLine> lines)
-    {
-        if (mode != RoundingMode.FloorWholeBonus) return;
-        var total = Sum(lines);
-        var cut = Money.FloorToWholeBonus(total) - total;
-        if (cut != 0) lines.Add(new AccrualLine(AccrualLine.RoundingRule, cut));
     }
 
     /// <summary>

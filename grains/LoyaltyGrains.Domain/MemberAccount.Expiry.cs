@@ -24,6 +24,7 @@ public sealed partial class MemberAccount
         if (expired is null) return;
         foreach (var purchase in expired)
         {
+            var release = PendingReversal.AtExpiry(purchase.PendingLines, purchase.CategoryReservedMinor);
             var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
             ReturnBudget(purchase.PendingLines, []);
             Record(new LedgerEntry
@@ -32,7 +33,7 @@ public sealed partial class MemberAccount
                 CardId = purchase.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = purchase.RemainingAuthorizedMinor,
                 Mcc = purchase.Mcc, Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency,
                 OccurredAt = now, RecordedAt = now, PendingDeltaMinor = pendingDelta, Breakdown = Negate(purchase.PendingLines),
-                PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -purchase.CategoryReservedMinor,
+                PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = release.CategoryCapDeltaMinor,
             });
         }
     }

@@ -4,15 +4,9 @@ namespace LoyaltyGrains.Domain;
 public sealed partial class MemberAccount
 {
     /// <summary>Rule "tier": the month's frozen tier, or the one its first event would freeze (previous month's spend, premium).</summary>
-    public TierRule TierFor(ProgramConfig program, MonthKey month)
-    {
-        if (State.Months.TryGetValue(month.Value, out var monthState) && monthState.TierId.Length > 0 && program.FindTier(monthState.TierId) is { } frozen)
-        {
-            return frozen;
-        }
-        var previousSpend = State.Months.TryGetValue(month.Previous().Value, out var previous) ? previous.CapturedSpendMinor : 0;
-        return program.TierForSpend(previousSpend, State.Premium);
-    }
+    public TierRule TierFor(ProgramConfig program, MonthKey month) => TierOfMonth.Resolve(program,
+        State.Months.GetValueOrDefault(month.Value)?.TierId ?? "", State.Months.GetValueOrDefault(month.Previous().Value)?.CapturedSpendMinor ?? 0,
+        State.Premium);
 
     public MonthState Month(int month) =>
         State.Months.TryGetValue(month, out var state) ? state : State.Months[month] = new MonthState();

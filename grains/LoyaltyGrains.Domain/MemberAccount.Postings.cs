@@ -96,7 +96,7 @@ public sealed partial class MemberAccount
         // category cashback in full; its campaign budget went back at expiry, so campaign lines are not restored.
         var month = new MonthKey(purchase.Month);
         var accrual = Price(program, catalogue, command.AmountMinor, purchase.Mcc, purchase.MerchantId, purchase.OccurredAt, month,
-            purchase.CategoryReservedMinor, CapturedCampaignGrants(purchase, command.AmountMinor));
+            purchase.CategoryReservedMinor, CampaignGrants.AtCapture(purchase.PendingLines, purchase.RemainingAuthorizedMinor, command.AmountMinor));
         var pendingDelta = -AccrualCalculator.Sum(purchase.PendingLines);
         ReturnBudget(purchase.PendingLines, accrual.Lines);
         var outcome = RecordPosting(new LedgerEntry
@@ -106,7 +106,7 @@ public sealed partial class MemberAccount
             Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt ?? now,
             RecordedAt = now, Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, AvailableDeltaMinor = accrual.TotalMinor,
             Breakdown = accrual.Lines, PurchaseMonth = month.Value,
-            CategoryCapDeltaMinor = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor, SpendDeltaMinor = command.AmountMinor,
+            CategoryCapDeltaMinor = PurchasePricing.CaptureCategoryCapDelta(accrual, purchase.CategoryReservedMinor), SpendDeltaMinor = command.AmountMinor,
             LotExpiresAt = LotExpiry(programs.At(now), now),
         });
         if (outcome.IsOk && !accrual.Excluded) EarnReferral(programs.At(now), now);
@@ -222,21 +222,15 @@ public sealed partial class MemberAccount
                 $"amount_minor: {command.AmountMinor} exceeds the refundable {refundableMinor} (captured {purchase.CapturedMinor}, refunded {purchase.RefundedMinor})");
         }
 
-        // Proportional clawback, cumulative so that refunds adding up to the capture claw back exactly its accrual.
-        var refundedAfter = purchase.RefundedMinor + command.AmountMinor;
-        var clawedAfter = AccrualCalculator.Scale(purchase.CapturedLines, refundedAfter, purchase.CapturedMinor);
-        var clawDelta = AccrualCalculator.Difference(clawedAfter, purchase.ClawedLines);
-        var clawMinor = AccrualCalculator.Sum(clawDelta);
-        var capReturned = AccrualCalculator.CategorySum(clawDelta);
-        var breakdown = Negate(clawDelta);
-        ReturnBudget(clawDelta, []);
+        var clawback = Clawback.Of(purchase.CapturedLines, purchase.CapturedMinor, purchase.ClawedLines, purchase.RefundedMinor, command.AmountMinor);
+        ReturnBudget(clawback.Taken, []);
         return RecordPosting(new LedgerEntry
         {
             MessageId = command.TransactionId, Kind = EntryKind.Refund,
             CardId = command.CardId, PurchaseId = purchase.PurchaseId, AmountMinor = command.AmountMinor, Mcc = purchase.Mcc,
             Category = purchase.Category, MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = command.OccurredAt ?? now,
-            RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = -clawMinor, Breakdown = breakdown,
-            PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -capReturned, SpendDeltaMinor = -command.AmountMinor,
+            RecordedAt = now, Fingerprint = fingerprint, AvailableDeltaMinor = -clawback.TakenMinor, Breakdown = clawback.Breakdown,
+            PurchaseMonth = purchase.Month, CategoryCapDeltaMinor = -clawback.CategoryCapReturnedMinor, SpendDeltaMinor = -command.AmountMinor,
         });
     }
 
@@ -306,18 +300,17 @@ public sealed partial class MemberAccount
     {
         var reversedMinor = amountMinor == 0 ? purchase.RemainingAuthorizedMinor : amountMinor;
         var remainingAfter = purchase.RemainingAuthorizedMinor - reversedMinor;
-        var pendingAfterLines = AccrualCalculator.Scale(purchase.AuthorizedLines, remainingAfter, purchase.AuthorizedMinor);
-        var delta = DifferenceKeepingShape(pendingAfterLines, purchase.PendingLines);
+        var reversal = PendingReversal.Of(purchase.AuthorizedLines, purchase.AuthorizedMinor, remainingAfter, purchase.CategoryReservedMinor);
+        var delta = DifferenceKeepingShape(reversal.PendingLines, purchase.PendingLines);
         var pendingDelta = AccrualCalculator.Sum(delta);
-        var capDelta = AccrualCalculator.CategorySum(pendingAfterLines) - purchase.CategoryReservedMinor;
-        ReturnBudget(purchase.PendingLines, pendingAfterLines);
+        ReturnBudget(purchase.PendingLines, reversal.PendingLines);
         return new LedgerEntry
         {
             MessageId = messageId, Kind = kind, CardId = cardId,
             PurchaseId = purchase.PurchaseId, AmountMinor = reversedMinor, Mcc = purchase.Mcc, Category = purchase.Category,
             MerchantId = purchase.MerchantId, Currency = purchase.Currency, OccurredAt = occurredAt, RecordedAt = now,
             Fingerprint = fingerprint, PendingDeltaMinor = pendingDelta, Breakdown = delta, PurchaseMonth = purchase.Month,
-            CategoryCapDeltaMinor = capDelta,
+            CategoryCapDeltaMinor = reversal.CategoryCapDeltaMinor,
         };
     }
 
@@ -328,23 +321,8 @@ public sealed partial class MemberAccount
     private MemberFacts Facts(ProgramConfig program, MonthKey month, long reservedMinor)
     {
         var monthState = State.Months.GetValueOrDefault(month.Value);
-        return new MemberFacts(TierFor(program, month), State.Premium, monthState?.ChosenCategories ?? [],
-            (monthState?.CategoryCapUsedMinor ?? 0) - reservedMinor);
-    }
-
-    /// <summary>At capture, campaign bonuses follow the captured share of what is still authorized, never more than was granted.</summary>
-    private static CampaignGrant[] CapturedCampaignGrants(PurchaseRecord purchase, long capturedMinor)
-    {
-        var grants = new List<CampaignGrant>();
-        if (purchase.RemainingAuthorizedMinor == 0) return [];
-        var share = Math.Min(capturedMinor, purchase.RemainingAuthorizedMinor);
-        foreach (var line in purchase.PendingLines)
-        {
-            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
-            var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
-            grants.Add(new CampaignGrant(campaign, Money.Proportion(line.AmountMinor, share, purchase.RemainingAuthorizedMinor)));
-        }
-        return [.. grants];
+        return PurchasePricing.Facts(TierFor(program, month), State.Premium, monthState?.ChosenCategories ?? [],
+            monthState?.CategoryCapUsedMinor ?? 0, reservedMinor);
     }
 
     /// <summary>Records budget given back: what campaign lines had before minus what they keep after.</summary>

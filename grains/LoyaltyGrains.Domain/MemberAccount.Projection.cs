@@ -205,7 +205,7 @@ public sealed partial class MemberAccount
         PurchaseId = entry.PurchaseId, CardId = entry.CardId, Mcc = entry.Mcc, Category = entry.Category, MerchantId = entry.MerchantId,
         Currency = entry.Currency, OccurredAt = entry.OccurredAt, Month = entry.PurchaseMonth, State = PurchaseState.Captured,
         CaptureId = entry.MessageId, CapturedMinor = entry.AmountMinor, CapturedLines = entry.Breakdown,
-        ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1), CategoryReservedMinor = entry.CategoryCapDeltaMinor, CapturedAt = entry.RecordedAt,
+        ClawedLines = Clawback.NothingClawed(entry.Breakdown), CategoryReservedMinor = entry.CategoryCapDeltaMinor, CapturedAt = entry.RecordedAt,
     };
 
     /// <summary>A purchase known from a later row only (its capture): what a refund needs is on that row.</summary>
@@ -222,7 +222,7 @@ public sealed partial class MemberAccount
         purchase.CaptureId = entry.MessageId;
         purchase.CapturedMinor = entry.AmountMinor;
         purchase.CapturedLines = entry.Breakdown;
-        purchase.ClawedLines = AccrualCalculator.Scale(entry.Breakdown, 0, 1);
+        purchase.ClawedLines = Clawback.NothingClawed(entry.Breakdown);
         purchase.AuthorizedLines = [];
         purchase.PendingLines = [];
         purchase.RemainingAuthorizedMinor = 0;

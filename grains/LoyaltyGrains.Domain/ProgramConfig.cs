@@ -64,8 +64,8 @@ public sealed record ProgramConfig
     /// </summary>
     public int MaxAccrualRateBps { get; init; } = Limits.RateBpsMax;
 
-    /// <summary>The program's calendar (months, caps, tiers) is kept in this fixed offset; Moscow: +180.</summary>
-    public int UtcOffsetMinutes { get; init; } = 180;
+    /// <summary>The program's calendar (months, caps, tiers) is kept in this fixed offset (rule "programme calendar").</summary>
+    public int UtcOffsetMinutes { get; init; } = ProgramCalendar.DefaultUtcOffsetMinutes;
 
     public TierRule EntryTier => Tiers[0];
 
@@ -89,27 +89,6 @@ public sealed record ProgramConfig
     }
 
     public TierRule TierOrEntry(string? tierId) => tierId is null ? EntryTier : FindTier(tierId) ?? EntryTier;
-
-    /// <summary>
-    /// Rule "tier": the highest tier whose spend threshold the previous month's captured spend reaches; premium
-    /// members are lifted to the premium minimum tier if that is higher.
-    /// </summary>
-    public TierRule TierForSpend(long previousMonthSpendMinor, bool premium)
-    {
-        var chosen = 0;
-        for (var i = 0; i < Tiers.Count; i++)
-        {
-            if (previousMonthSpendMinor >= Tiers[i].MinMonthlySpendMinor) chosen = i;
-        }
-        if (premium && PremiumMinimumTierId.Length > 0)
-        {
-            for (var i = chosen + 1; i < Tiers.Count; i++)
-            {
-                if (Tiers[i].TierId == PremiumMinimumTierId) chosen = i;
-            }
-        }
-        return Tiers[chosen];
-    }
 
     public bool IsExcludedMcc(int mcc, MccCatalogue catalogue) =>
         MccCatalogue.IsExcludedCategory(catalogue.CategoryOf(mcc)) || ExcludedMccs.Contains(mcc);

@@ -27,13 +27,14 @@ public readonly record struct ReplayedAccrual(ReplayRow Row, string ActualTier, 
     AccrualLine[] CandidateLines, bool Carried);
 
 /// <summary>
-/// One member's purchases replayed through a candidate programme, row by row in sequence order, with the domain's own
-/// calculator (<see cref="AccrualCalculator"/>): the same steps MemberAccount takes to price an authorization, to
-/// scale it on reversal, release it on expiry, price the capture against what the authorization reserved of the
-/// month's category cap, and claw back on refund — but on the candidate's figures, and keeping only what pricing
-/// needs. What stays as it was: the purchases, the chosen categories, the campaign bonuses granted (budgets and
-/// first-N slots were spent then; the candidate's maximum accrual rate still trims them), the programme calendar
-/// (purchase months) and which messages were accepted. Memory is this member's open and captured purchases of the
+/// One member's purchases replayed through a candidate programme, row by row in sequence order. Every money rule is the
+/// domain's own, the very functions MemberAccount calls: the month's tier (<see cref="TierOfMonth"/>), pricing against
+/// the month's cap net of the purchase's own reservation (<see cref="PurchasePricing"/>, <see cref="AccrualCalculator"/>),
+/// scaling on reversal (<see cref="PendingReversal"/>), the captured campaign share (<see cref="CampaignGrants"/>) and
+/// the proportional clawback (<see cref="Clawback"/>). This class only keeps, per member, the state those rules read —
+/// on the candidate's figures, and only what pricing needs. What stays as it was: the purchases, the chosen categories,
+/// the campaign bonuses granted (budgets and first-N slots were spent then; the candidate's maximum accrual rate still
+/// trims them), the programme calendar (purchase months) and which messages were accepted. Memory is this member's open and captured purchases of the
 /// stream and its months; the caller starts a new instance per member.
 /// </summary>
 public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue, int firstCompleteMonth)
@@ -121,25 +122,17 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
         if (month.CandidateTierId != month.ActualTierId) TierMonthsChanged++;
     }
 
-    private TierRule TierFor(int monthValue)
-    {
-        if (_months.TryGetValue(monthValue, out var month) && month.CandidateTierId.Length > 0 && candidate.FindTier(month.CandidateTierId) is { } frozen)
-        {
-            return frozen;
-        }
-        var previousSpend = _months.TryGetValue(new MonthKey(monthValue).Previous().Value, out var previous) ? previous.CapturedSpendMinor : 0;
-        return candidate.TierForSpend(previousSpend, _premium);
-    }
-
-    private MemberFacts Facts(int monthValue, long reservedMinor)
-    {
-        var month = _months.GetValueOrDefault(monthValue);
-        return new MemberFacts(TierFor(monthValue), _premium, month?.Chosen ?? [], (month?.CategoryCapUsedMinor ?? 0) - reservedMinor);
-    }
+    private TierRule TierFor(int monthValue) => TierOfMonth.Resolve(candidate,
+        _months.GetValueOrDefault(monthValue)?.CandidateTierId ?? "", _months.GetValueOrDefault(new MonthKey(monthValue).Previous().Value)?.CapturedSpendMinor ?? 0,
+        _premium);
 
     private Accrual Price(long amountMinor, int mcc, string merchantId, DateTimeOffset occurredAt, int monthValue, long reservedMinor,
-        IReadOnlyList<CampaignGrant> grants) =>
-        AccrualCalculator.Compute(candidate, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, occurredAt), Facts(monthValue, reservedMinor), grants);
+        IReadOnlyList<CampaignGrant> grants)
+    {
+        var month = _months.GetValueOrDefault(monthValue);
+        return PurchasePricing.Price(candidate, catalogue, new PurchaseFacts(amountMinor, mcc, merchantId, occurredAt), TierFor(monthValue), _premium,
+            month?.Chosen ?? [], month?.CategoryCapUsedMinor ?? 0, reservedMinor, grants);
+    }
 
     private void Authorize(ReplayRow row)
     {
@@ -158,12 +151,11 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
     {
         if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured || purchase.AuthorizedMinor <= 0) return;
         var remainingAfter = purchase.RemainingAuthorizedMinor - row.AmountMinor;
-        var pendingAfter = AccrualCalculator.Scale(purchase.AuthorizedLines, remainingAfter, purchase.AuthorizedMinor);
-        var capDelta = AccrualCalculator.CategorySum(pendingAfter) - purchase.CategoryReservedMinor;
-        purchase.PendingLines = pendingAfter;
-        purchase.CategoryReservedMinor += capDelta;
+        var reversal = PendingReversal.Of(purchase.AuthorizedLines, purchase.AuthorizedMinor, remainingAfter, purchase.CategoryReservedMinor);
+        purchase.PendingLines = reversal.PendingLines;
+        purchase.CategoryReservedMinor += reversal.CategoryCapDeltaMinor;
         purchase.RemainingAuthorizedMinor = remainingAfter;
-        MonthOf(purchase.Month).CategoryCapUsedMinor += capDelta;
+        MonthOf(purchase.Month).CategoryCapUsedMinor += reversal.CategoryCapDeltaMinor;
         if (remainingAfter == 0) _purchases.Remove(row.PurchaseId);
     }
 
@@ -171,9 +163,10 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
     private void ExpirePending(ReplayRow row)
     {
         if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured) return;
-        MonthOf(purchase.Month).CategoryCapUsedMinor -= purchase.CategoryReservedMinor;
-        purchase.CategoryReservedMinor = 0;
-        purchase.PendingLines = AccrualCalculator.Scale(purchase.PendingLines, 0, 1);
+        var release = PendingReversal.AtExpiry(purchase.PendingLines, purchase.CategoryReservedMinor);
+        MonthOf(purchase.Month).CategoryCapUsedMinor += release.CategoryCapDeltaMinor;
+        purchase.CategoryReservedMinor += release.CategoryCapDeltaMinor;
+        purchase.PendingLines = release.PendingLines;
         purchase.RemainingAuthorizedMinor = 0;
     }
 
@@ -181,14 +174,14 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
     {
         if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || purchase.Captured) return Carried(row);
         var accrual = Price(row.AmountMinor, purchase.Mcc, purchase.MerchantId, purchase.OccurredAt, purchase.Month, purchase.CategoryReservedMinor,
-            CapturedCampaignGrants(purchase, row.AmountMinor));
-        var capDelta = accrual.CategoryCapConsumedMinor - purchase.CategoryReservedMinor;
+            CampaignGrants.AtCapture(purchase.PendingLines, purchase.RemainingAuthorizedMinor, row.AmountMinor));
+        var capDelta = PurchasePricing.CaptureCategoryCapDelta(accrual, purchase.CategoryReservedMinor);
         MonthOf(purchase.Month).CategoryCapUsedMinor += capDelta;
         purchase.Captured = true;
         purchase.CategoryReservedMinor += capDelta;
         purchase.CapturedMinor = row.AmountMinor;
         purchase.CapturedLines = accrual.Lines;
-        purchase.ClawedLines = AccrualCalculator.Scale(accrual.Lines, 0, 1);
+        purchase.ClawedLines = Clawback.NothingClawed(accrual.Lines);
         purchase.AuthorizedLines = [];
         purchase.PendingLines = [];
         purchase.RemainingAuthorizedMinor = 0;
@@ -202,26 +195,22 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
         _purchases[row.PurchaseId] = new Purchase
         {
             Mcc = row.Mcc, MerchantId = row.MerchantId, OccurredAt = row.OccurredAt, Month = row.PurchaseMonth, Captured = true,
-            CapturedMinor = row.AmountMinor, CapturedLines = accrual.Lines, ClawedLines = AccrualCalculator.Scale(accrual.Lines, 0, 1),
+            CapturedMinor = row.AmountMinor, CapturedLines = accrual.Lines, ClawedLines = Clawback.NothingClawed(accrual.Lines),
             CategoryReservedMinor = accrual.CategoryCapConsumedMinor,
         };
         return Replayed(row, row.PurchaseMonth, accrual.TotalMinor, accrual.Lines);
     }
 
-    /// <summary>Proportional clawback, cumulative, exactly as the engine claws back: refunds adding up to the capture take back all of it.</summary>
+    /// <summary>The engine's proportional clawback (<see cref="Clawback"/>) on the candidate's captured lines.</summary>
     private ReplayedAccrual Refund(ReplayRow row)
     {
         if (!_purchases.TryGetValue(row.PurchaseId, out var purchase) || !purchase.Captured || purchase.CapturedMinor <= 0) return Carried(row);
-        var refundedAfter = purchase.RefundedMinor + row.AmountMinor;
-        var clawedAfter = AccrualCalculator.Scale(purchase.CapturedLines, refundedAfter, purchase.CapturedMinor);
-        var clawDelta = AccrualCalculator.Difference(clawedAfter, purchase.ClawedLines);
-        MonthOf(purchase.Month).CategoryCapUsedMinor -= AccrualCalculator.CategorySum(clawDelta);
-        purchase.RefundedMinor = refundedAfter;
-        purchase.ClawedLines = clawedAfter;
-        var negated = new AccrualLine[clawDelta.Length];
-        for (var i = 0; i < clawDelta.Length; i++) negated[i] = clawDelta[i] with { AmountMinor = -clawDelta[i].AmountMinor };
-        var result = Replayed(row, purchase.Month, -AccrualCalculator.Sum(clawDelta), negated);
-        if (refundedAfter == purchase.CapturedMinor) _purchases.Remove(row.PurchaseId);
+        var clawback = Clawback.Of(purchase.CapturedLines, purchase.CapturedMinor, purchase.ClawedLines, purchase.RefundedMinor, row.AmountMinor);
+        MonthOf(purchase.Month).CategoryCapUsedMinor -= clawback.CategoryCapReturnedMinor;
+        purchase.RefundedMinor += row.AmountMinor;
+        purchase.ClawedLines = clawback.ClawedAfter;
+        var result = Replayed(row, purchase.Month, -clawback.TakenMinor, clawback.Breakdown);
+        if (purchase.RefundedMinor == purchase.CapturedMinor) _purchases.Remove(row.PurchaseId);
         return result;
     }
 
@@ -237,34 +226,9 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
         return new ReplayedAccrual(row, tier, tier, row.AvailableDeltaMinor, row.AvailableDeltaMinor, [], Carried: true);
     }
 
-    /// <summary>At capture, campaign bonuses follow the captured share of what is still authorized (as the engine does).</summary>
-    private static CampaignGrant[] CapturedCampaignGrants(Purchase purchase, long capturedMinor)
-    {
-        if (purchase.RemainingAuthorizedMinor == 0) return [];
-        var share = Math.Min(capturedMinor, purchase.RemainingAuthorizedMinor);
-        List<CampaignGrant>? grants = null;
-        foreach (var line in purchase.PendingLines)
-        {
-            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
-            var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
-            (grants ??= []).Add(new CampaignGrant(campaign, Money.Proportion(line.AmountMinor, share, purchase.RemainingAuthorizedMinor)));
-        }
-        return grants is null ? [] : [.. grants];
-    }
-
-    /// <summary>The campaign bonuses the row was granted, in their order, handed to the calculator as grants.</summary>
-    private static CampaignGrant[] GrantsAsTheyWere(ReplayRow row)
-    {
-        if (row.Breakdown.Length == 0) return [];
-        List<CampaignGrant>? grants = null;
-        foreach (var line in BreakdownJson.Decode(row.Breakdown))
-        {
-            if (!line.Rule.StartsWith(CampaignRule.RulePrefix, StringComparison.Ordinal) || line.AmountMinor <= 0) continue;
-            var campaign = new CampaignRule { CampaignId = line.Rule[CampaignRule.RulePrefix.Length..], RateBps = line.RateBps, PartnerId = line.PartnerId };
-            (grants ??= []).Add(new CampaignGrant(campaign, line.AmountMinor));
-        }
-        return grants is null ? [] : [.. grants];
-    }
+    /// <summary>The campaign bonuses the row was granted, in their order: budgets and first-N slots were spent then.</summary>
+    private static CampaignGrant[] GrantsAsTheyWere(ReplayRow row) =>
+        row.Breakdown.Length == 0 ? [] : CampaignGrants.AsGranted(BreakdownJson.Decode(row.Breakdown));
 
     private Month MonthOf(int value) => _months.TryGetValue(value, out var month) ? month : _months[value] = new Month();
 }
