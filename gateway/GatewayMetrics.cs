@@ -33,6 +33,8 @@ public sealed class GatewayMetrics
     /// <summary>Seconds, from 100 µs (a cached read) to 10 s (past every deadline we set): sub-millisecond calls stay apart.</summary>
     public static readonly double[] SecondsBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+    private static readonly long DeadlineSlack = Stopwatch.Frequency / 20;
+
     private readonly Histogram<double> _callDuration;
 
     public GatewayMetrics(IMeterFactory meters, AuditLog audit, WatchStreamQuota watchStreams)
@@ -91,20 +93,26 @@ public sealed class GatewayMetrics
         or StatusCode.Internal or StatusCode.Unavailable or StatusCode.DataLoss;
 
     /// <summary>
-    /// What the client was told: grpc-status from the trailers, or from the headers of a trailers-only reply (refusals
-    /// written by middleware, see <see cref="GrpcRefusal"/>). A call that ended without a readable one was cut off: by its
-    /// deadline (DEADLINE_EXCEEDED), by an exception escaping the pipeline (UNKNOWN), by the client (CANCELLED), or was
-    /// answered in plain HTTP (mapped as gRPC clients map it).
+    /// What the client was told: a call the client reset ended at its deadline (DEADLINE_EXCEEDED) or by its choice
+    /// (CANCELLED); otherwise grpc-status from the trailers, or from the headers of a trailers-only reply (refusals written
+    /// by middleware, see <see cref="GrpcRefusal"/>); without one, cut off by its deadline (gRPC resets the stream),
+    /// by an exception escaping the pipeline (UNKNOWN), or answered in plain HTTP (mapped as gRPC clients map it).
     /// </summary>
     public static StatusCode FinalStatus(HttpContext context, long deadline, bool threw)
     {
+        // Reset before the reply completed (the trailers go out after this middleware returns): whatever status was
+        // written never reached the client, which ended the call itself — at its deadline, or by cancelling. Its deadline
+        // timer started before ours (the request was in flight), so a reset just short of our deadline is the deadline.
+        if (context.RequestAborted.IsCancellationRequested && !threw)
+        {
+            return deadline != long.MaxValue && Stopwatch.GetTimestamp() >= deadline - DeadlineSlack ? StatusCode.DeadlineExceeded : StatusCode.Cancelled;
+        }
         if (context.Response.SupportsTrailers() && context.Features.Get<IHttpResponseTrailersFeature>() is { } trailers
             && Parse(trailers.Trailers["grpc-status"]) is { } trailer) return trailer;
         if (Parse(context.Response.Headers["grpc-status"]) is { } header) return header;
         // Past its deadline gRPC resets the stream after setting DEADLINE_EXCEEDED, and the trailers are gone with it.
         if (deadline != long.MaxValue && Stopwatch.GetTimestamp() >= deadline) return StatusCode.DeadlineExceeded;
         if (threw) return StatusCode.Unknown;
-        if (context.RequestAborted.IsCancellationRequested) return StatusCode.Cancelled;
         // gRPC's HTTP-to-status mapping, for a reply that carries no grpc-status.
         return context.Response.StatusCode switch
         {
