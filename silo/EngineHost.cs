@@ -2,7 +2,6 @@ using LoyaltyGrains.Cli;
 using LoyaltyGrains.Gateway;
 using LoyaltyGrains.Grains;
 using LoyaltyGrains.Persistence;
-using OpenTelemetry.Metrics;
 using Orleans.Configuration;
 
 namespace LoyaltyGrains.Silo;
@@ -87,11 +86,7 @@ public static class EngineHost
         builder.Services.Configure<GrainDirectoryOptions>(builder.Configuration.GetSection("Loyalty:GrainDirectory"));
         builder.Services.AddLoyaltyGrains();
         builder.Services.AddLoyaltyGateway();
-        builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-            .AddMeter(LoyaltyMetrics.MeterName, "Microsoft.Orleans", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-            .AddView("loyalty.ledger.commit.duration", new ExplicitBucketHistogramConfiguration { Boundaries = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 1000] })
-            .AddRuntimeInstrumentation()
-            .AddPrometheusExporter());
+        builder.Services.AddLoyaltyTelemetry("loyaltygrains-silo");
 
         // A graceful stop (SIGTERM) drains in-flight calls, then deactivates grains (snapshots) and leaves the cluster.
         builder.Services.Configure<HostOptions>(options => options.ShutdownTimeout = settings.ShutdownTimeout);

@@ -31,6 +31,7 @@ public static class GatewayExtensions
         }).AddCheck("engine", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         services.AddGrpcReflection();
         services.AddLoyaltySecurity();
+        services.AddGatewayMetrics();
         return services;
     }
 

@@ -2,7 +2,6 @@ using LoyaltyGrains.Gateway;
 using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.GatewayHost;
 using LoyaltyGrains.Persistence;
-using OpenTelemetry.Metrics;
 using Orleans.Configuration;
 
 // Same settings style as the silo: Loyalty:* keys, LOYALTY_* environment variables win.
@@ -44,10 +43,7 @@ builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>(ClusterHealthChe
 // Services start together: Kestrel listens (liveness answers, /readyz says not ready) while the Orleans client still waits
 // for a silo, so a gateway installed before its silos is not restarted by its liveness probe.
 builder.Services.Configure<HostOptions>(options => (options.ShutdownTimeout, options.ServicesStartConcurrently) = (settings.ShutdownTimeout, true));
-builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-    .AddMeter("LoyaltyGrains", "Microsoft.Orleans", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-    .AddRuntimeInstrumentation()
-    .AddPrometheusExporter());
+builder.Services.AddLoyaltyTelemetry("loyaltygrains-gateway");
 
 var app = builder.Build();
 app.MapLoyaltyGateway();
