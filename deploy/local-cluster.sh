@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 
 silo_dll="$root/silo/bin/Release/net10.0/LoyaltyGrains.Silo.dll"
-gateway_dll="$root/gateway/Host/bin/Release/net10.0/LoyaltyGrains.GatewayHost.dll"
+gateway_dll="$root/gateway/LoyaltyGrains.GatewayHost/bin/Release/net10.0/LoyaltyGrains.GatewayHost.dll"
 if [ ! -f "$silo_dll" ] || [ ! -f "$gateway_dll" ]; then
   dotnet build "$root/LoyaltyGrains.sln" -c Release -nologo -v quiet
 fi

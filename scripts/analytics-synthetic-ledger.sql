@@ -4,37 +4,53 @@
 -- interleaved, as traffic arrives). Each purchase's accrual is what the default programme pays: base 1% from 100.00,
 -- a chosen category's rate (supermarkets and fuel 5%, restaurants 7%) above base under the monthly category cap of
 -- 3 000.00, so replaying the default programme must reproduce every row. Balances-after columns are left 0 (the
--- replay does not read them). Needs the schema (migrations 0001-0008).
+-- replay does not read them). Needs the schema (every migration). Columns are named, kinds by name (loyalty.kind); no
+-- line names a partner or a campaign, so both breakdown columns are false.
 \set ON_ERROR_STOP on
 SELECT loyalty.ensure_ledger_partitions('2026-10-01', 2);
--- Bulk load: indexes are built once at the end instead of row by row.
+-- Bulk load: indexes are built once at the end instead of row by row, from their definitions as the migrations left them.
+CREATE TEMP TABLE ledger_indexes AS
+    -- A partitioned table's definition reads "ON ONLY": rebuilt without it, so every partition gets its index again.
+    SELECT c.relname AS name, replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ') AS definition
+      FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+     WHERE i.indrelid = 'loyalty.ledger'::regclass AND NOT i.indisprimary;
 ALTER TABLE loyalty.ledger DROP CONSTRAINT ledger_pk;
-DROP INDEX loyalty.ledger_partner, loyalty.ledger_enrolments, loyalty.ledger_month_tiers;
+SELECT format('DROP INDEX loyalty.%I', name) FROM ledger_indexes
+\gexec
 
-INSERT INTO loyalty.ledger
-SELECT 'syn-' || lpad(m::text, 7, '0'), 1, 'enroll:syn-' || m, 1, '', '', 0, 0, 0, 0, 0, '[]', -1, '', '', '', '',
-       timestamptz '2026-10-20 09:00+00', timestamptz '2026-10-20 09:00+00', 0, 0, 0, 0, timestamptz '0001-01-01 00:00+00', 'standard||'
+INSERT INTO loyalty.ledger (member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor,
+    available_delta_minor, pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id,
+    occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail,
+    has_partner_line, has_campaign_line)
+SELECT 'syn-' || lpad(m::text, 7, '0'), 1, 'enroll:syn-' || m, loyalty.kind('Enroll'), '', '', 0, 0, 0, 0, 0, '[]', -1, '', '', '', '',
+       timestamptz '2026-10-20 09:00+00', timestamptz '2026-10-20 09:00+00', 0, 0, 0, 0, timestamptz '0001-01-01 00:00+00', 'standard||', false, false
   FROM generate_series(0, :members - 1) m
 UNION ALL
-SELECT 'syn-' || lpad(m::text, 7, '0'), 2, 'choose:syn-' || m, 10, '', '', 0, 0, 0, 0, 0, '[]', -1, '', '', '', '',
-       timestamptz '2026-10-21 09:00+00', timestamptz '2026-10-21 09:00+00', 0, 202611, 0, 0, timestamptz '0001-01-01 00:00+00', 'fuel,restaurants,supermarkets'
+SELECT 'syn-' || lpad(m::text, 7, '0'), 2, 'choose:syn-' || m, loyalty.kind('ChooseCategories'), '', '', 0, 0, 0, 0, 0, '[]', -1, '', '', '', '',
+       timestamptz '2026-10-21 09:00+00', timestamptz '2026-10-21 09:00+00', 0, 202611, 0, 0, timestamptz '0001-01-01 00:00+00', 'fuel,restaurants,supermarkets', false, false
   FROM generate_series(0, :members - 1) m;
 
 -- The month's tier, frozen by each member's first purchase (recorded just before it).
-INSERT INTO loyalty.ledger
-SELECT 'syn-' || lpad(m::text, 7, '0'), 3, 'tier:syn-' || m || ':2026-11', 14, '', '', 0, 0, 0, 0, 0, '[]', -1, '', '', '', '',
+INSERT INTO loyalty.ledger (member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor,
+    available_delta_minor, pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id,
+    occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail,
+    has_partner_line, has_campaign_line)
+SELECT 'syn-' || lpad(m::text, 7, '0'), 3, 'tier:syn-' || m || ':2026-11', loyalty.kind('TierAssigned'), '', '', 0, 0, 0, 0, 0, '[]', -1, '', '', '', '',
        timestamptz '2026-11-01 00:00+00' + m * interval '1 millisecond', timestamptz '2026-11-01 00:00+00' + m * interval '1 millisecond',
-       0, 202611, 0, 0, timestamptz '0001-01-01 00:00+00', 'standard'
+       0, 202611, 0, 0, timestamptz '0001-01-01 00:00+00', 'standard', false, false
   FROM generate_series(0, :members - 1) m;
 
-INSERT INTO loyalty.ledger
-SELECT member_id, 4 + k, 'syn-p' || i, 4, 'card-' || member_id, 'syn-p' || i, amount, 0, base + granted, 0, 0,
+INSERT INTO loyalty.ledger (member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor,
+    available_delta_minor, pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id,
+    occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail,
+    has_partner_line, has_campaign_line)
+SELECT member_id, 4 + k, 'syn-p' || i, loyalty.kind('ForcePost'), 'card-' || member_id, 'syn-p' || i, amount, 0, base + granted, 0, 0,
        CASE WHEN base = 0 THEN '[]'
             WHEN granted = 0 THEN format('[{"rule":"base","amountMinor":%s,"rateBps":100,"partnerId":""}]', base)
             ELSE format('[{"rule":"base","amountMinor":%s,"rateBps":100,"partnerId":""},{"rule":"category:%s","amountMinor":%s,"rateBps":%s,"partnerId":""}]',
                         base, category, granted, rate_bps - 100) END,
        mcc, category, 'shop-' || (i % 5000), 'RUB', '', at, at, 0, 202611, granted, amount,
-       timestamptz '2027-11-30 21:00+00', ''
+       timestamptz '2027-11-30 21:00+00', '', false, false
   FROM (
     SELECT member_id, k, i, amount, mcc, category, rate_bps, at, base, extra,
            -- Rule "chosen category" under the monthly cap: what the member's purchases so far have not used up.
@@ -60,8 +76,7 @@ SELECT member_id, 4 + k, 'syn-p' || i, 4, 'card-' || member_id, 'syn-p' || i, am
  ORDER BY i;
 
 ALTER TABLE loyalty.ledger ADD CONSTRAINT ledger_pk PRIMARY KEY (member_id, sequence, recorded_at);
-CREATE INDEX ledger_partner ON loyalty.ledger (partner_id, recorded_at) WHERE partner_id <> '';
-CREATE INDEX ledger_enrolments ON loyalty.ledger (recorded_at) INCLUDE (member_id) WHERE kind = 1;
-CREATE INDEX ledger_month_tiers ON loyalty.ledger (member_id, purchase_month) INCLUDE (detail) WHERE kind = 14;
+SELECT definition FROM ledger_indexes
+\gexec
 ANALYZE loyalty.ledger;
-SELECT kind, count(*) FROM loyalty.ledger GROUP BY kind ORDER BY kind;
+SELECT k.name AS kind, count(*) FROM loyalty.ledger l JOIN loyalty.entry_kinds k ON k.kind = l.kind GROUP BY k.kind, k.name ORDER BY k.kind;

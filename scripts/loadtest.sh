@@ -12,6 +12,17 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Help before any side effect (no build, no PostgreSQL): the usage above, then the load tool's options if it is built.
+for arg in "$@"; do
+  if [[ "$arg" == "-h" || "$arg" == "--help" ]]; then
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+    tool="$root/loadtests/LoyaltyGrains.LoadTests/bin/Release/net10.0/LoyaltyGrains.LoadTests.dll"
+    if [ -f "$tool" ] && command -v dotnet >/dev/null; then
+      echo; echo "The load tool's options:"; dotnet "$tool" --help
+    fi
+    exit 0
+  fi
+done
 command -v dotnet >/dev/null || { echo "loadtest.sh: the .NET SDK (dotnet) is not on PATH" >&2; exit 1; }
 cd "$root"
 dotnet build LoyaltyGrains.sln -c Release -v quiet -nologo

@@ -20,8 +20,11 @@ psql=("$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -q -v ON_ERROR_STOP=1)
 
 prepare() { # database variant
   "${psql[@]}" -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
-  "${psql[@]}" -d "$1" -f "$root/grains/LoyaltyGrains.Persistence/Migrations/0005_ledger.sql" >/dev/null
-  "${psql[@]}" -d "$1" -f "$root/grains/LoyaltyGrains.Persistence/Migrations/0007_partner_settlement.sql" >/dev/null
+  # The engine's whole schema, so the statement below meets the table the engine writes.
+  local migration
+  for migration in "$root"/grains/LoyaltyGrains.Persistence/Migrations/*.sql; do
+    "${psql[@]}" -d "$1" -f "$migration" >/dev/null
+  done
   "${psql[@]}" -d "$1" -c "SELECT loyalty.ensure_ledger_partitions(now(), 2)" -c "CREATE SEQUENCE bench_sequence" >/dev/null
   if [ "$2" = one-index-less ]; then
     "${psql[@]}" -d "$1" -c "ALTER TABLE loyalty.ledger_keys DROP CONSTRAINT ledger_keys_member_sequence" >/dev/null
@@ -38,10 +41,11 @@ keys AS (INSERT INTO loyalty.ledger_keys (message_id, member_id, sequence, recor
   [ "$2" = without-outbox ] || printf ',\nevents AS (INSERT INTO loyalty.partner_outbox (partner_id, member_id, sequence, recorded_at, accrued_minor, clawed_back_minor, redeemed_minor)\n  SELECT * FROM unnest(%s))' "'{}'::text[], '{}'::text[], '{}'::bigint[], '{}'::timestamptz[], '{}'::bigint[], '{}'::bigint[], '{}'::bigint[]")
 INSERT INTO loyalty.ledger (member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor,
   available_delta_minor, pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id,
-  occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail)
-SELECT member_id, sequence, $(text_or_empty message_id "$2"), 2, $(text_or_empty "'card-' || member_id" "$2"), $(text_or_empty message_id "$2"),
+  occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail,
+  has_partner_line, has_campaign_line)
+SELECT member_id, sequence, $(text_or_empty message_id "$2"), loyalty.kind('Authorize'), $(text_or_empty "'card-' || member_id" "$2"), $(text_or_empty message_id "$2"),
   100000, 1000, 0, 5000, 20000, $(text_or_empty "'[{\"rule\":\"base\",\"amountMinor\":1000,\"rateBps\":100,\"partnerId\":\"\"}]'" "$2"),
-  5411, '', $(text_or_empty "'shop-17'" "$2"), 'RUB', '', now(), now(), 1234567890123, 202612, 0, 100000, now(), ''
+  5411, '', $(text_or_empty "'shop-17'" "$2"), 'RUB', '', now(), now(), 1234567890123, 202612, 0, 100000, now(), '', false, false
 FROM r;
 SQL
 }

@@ -116,9 +116,9 @@ for _ in $(seq 1 600); do
 done
 drained=$(awk -v a="$drain_start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 curl -s --max-time 10 "$metrics" > "$out/metrics.txt" || true
-delay_sum=$(value_of loyalty_payouts_delivery_delay_milliseconds_sum < "$out/metrics.txt")
-delay_count=$(value_of loyalty_payouts_delivery_delay_milliseconds_count < "$out/metrics.txt")
-mean_delay=$(awk -v s="${delay_sum:-0}" -v c="${delay_count:-0}" 'BEGIN { printf "%.0f", (c > 0 ? s / c : 0) }')
+delay_sum=$(value_of loyalty_payouts_delivery_delay_seconds_sum < "$out/metrics.txt")
+delay_count=$(value_of loyalty_payouts_delivery_delay_seconds_count < "$out/metrics.txt")
+mean_delay=$(awk -v s="${delay_sum:-0}" -v c="${delay_count:-0}" 'BEGIN { printf "%.0f", (c > 0 ? 1000 * s / c : 0) }')
 
 problems=$(sql "SELECT count(*) FROM loyalty.check_payouts()")
 ledger_events=$(sql "SELECT coalesce(sum(events), 0) FROM loyalty.partner_ledger_lines('-infinity', 'infinity')")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's one test command: installs PostgreSQL if it is missing, starts a throwaway server (own data
+# The project's one test command: installs PostgreSQL and pg_auto_failover if they are missing, starts a throwaway server (own data
 # directory, port on 127.0.0.1, fsync on: durability is what we test), runs every test against it, then a 10-second
 # peak-day smoke of the load tool against a PostgreSQL-mode silo, validates deploy/ (deploy/check.sh, and deploy/check-test.sh that it refuses broken copies), and stops everything.
 # Extra arguments go to `dotnet test` (e.g. --filter Durability) and skip the smoke.
@@ -8,6 +8,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 command -v dotnet >/dev/null || { echo "test.sh: the .NET SDK (dotnet) is not on PATH" >&2; exit 1; }
 source "$root/scripts/lib/throwaway-postgres.sh"
+# The failover tests run a pg_auto_failover formation (pg_autoctl) built for the installed PostgreSQL major version.
+if ! command -v pg_autoctl >/dev/null; then
+  major="$(basename "$(dirname "$bin")")"
+  echo "pg_autoctl not found; installing postgresql-$major-auto-failover from Debian's packages"
+  [ "$(id -u)" -eq 0 ] || { echo "need root (or sudo) to apt-get install postgresql-$major-auto-failover" >&2; exit 1; }
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "postgresql-$major-auto-failover" >/dev/null
+fi
 # The engine, the tests and the load tool share a signing key made for this run (never written to the repository).
 export LOYALTY_AUTH_SIGNING_KEY="${LOYALTY_AUTH_SIGNING_KEY:-$(head -c 32 /dev/urandom | base64)}"
 

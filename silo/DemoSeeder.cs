@@ -1,3 +1,4 @@
+using LoyaltyGrains.Cli;
 using LoyaltyGrains.Contracts;
 using LoyaltyGrains.Domain;
 
@@ -6,26 +7,19 @@ namespace LoyaltyGrains.Silo;
 /// <summary>Seeds the embedded default's demo members and cards once the silo serves (idempotent).</summary>
 public sealed class DemoSeeder(IGrainFactory grains, IHostApplicationLifetime lifetime, TimeProvider clock, ILogger<DemoSeeder> logger) : BackgroundService
 {
-    public static readonly (string MemberId, bool Premium, string CardId, string[] Categories)[] Members =
-    [
-        ("anna", false, "card-anna-1", ["restaurants", "supermarkets", "fuel"]),
-        ("boris", true, "card-boris-1", ["electronics", "taxi", "pharmacy", "clothes"]),
-        ("vera", false, "card-vera-1", ["travel", "entertainment", "beauty"]),
-    ];
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var started = new TaskCompletionSource();
         using var registration = lifetime.ApplicationStarted.Register(() => started.TrySetResult());
         await started.Task.WaitAsync(stoppingToken);
         var month = MonthKey.Of(clock.GetUtcNow(), ProgramConfig.Default.UtcOffsetMinutes).ToString();
-        foreach (var (memberId, premium, cardId, categories) in Members)
+        foreach (var (memberId, premium, cardId, categories) in DemoDay.Members)
         {
             await grains.MemberGrain(memberId).Enroll(premium, "", "");
             await grains.CardGrain(cardId).Issue(memberId);
             await grains.MemberGrain(memberId).ChooseCategories(month, categories);
         }
-        logger.LogInformation("Demo data seeded: members {Members}; try: dotnet run --project silo -- demo",
-            string.Join(", ", Members.Select(m => $"{m.MemberId} ({m.CardId})")));
+        logger.LogInformation("Demo data seeded: members {Members}; try: dotnet run --project silo -c Release -- demo",
+            string.Join(", ", DemoDay.Members.Select(m => $"{m.MemberId} ({m.CardId})")));
     }
 }

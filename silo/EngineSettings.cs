@@ -13,6 +13,12 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
     /// <summary>How long start-up waits for PostgreSQL before giving up (durable mode).</summary>
     public TimeSpan DatabaseStartupWait { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// Whether start-up applies the schema migrations (the default), or — for a runtime role with DML rights only, the
+    /// migrations applied by the migrate verb — checks that the schema is this build's and refuses to start otherwise.
+    /// </summary>
+    public bool ApplyMigrations { get; init; } = true;
+
     /// <summary>How long a write waits for its ledger commit before answering UNAVAILABLE (a caller's shorter deadline wins).</summary>
     public TimeSpan CommitTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
@@ -36,6 +42,7 @@ public sealed record EngineSettings(IPAddress ListenAddress, int GrpcPort, int M
             AdvertisedAddress = IPAddress.Parse(advertised),
             ClusterId = clusterId,
             DatabaseStartupWait = Duration(configuration, "Loyalty:Database:StartupWait", TimeSpan.FromMinutes(10)),
+            ApplyMigrations = configuration.GetValue("Loyalty:Database:ApplyMigrations", true),
             CommitTimeout = Duration(configuration, "Loyalty:Ledger:CommitTimeout", TimeSpan.FromSeconds(5)),
             ShutdownTimeout = Duration(configuration, "Loyalty:ShutdownTimeout", TimeSpan.FromSeconds(30)),
         };

@@ -10,12 +10,12 @@ COPY grains/LoyaltyGrains.Contracts/LoyaltyGrains.Contracts.csproj grains/Loyalt
 COPY grains/LoyaltyGrains.Grains/LoyaltyGrains.Grains.csproj grains/LoyaltyGrains.Grains/
 COPY grains/LoyaltyGrains.Persistence/LoyaltyGrains.Persistence.csproj grains/LoyaltyGrains.Persistence/
 COPY grains/LoyaltyGrains.Analytics/LoyaltyGrains.Analytics.csproj grains/LoyaltyGrains.Analytics/
-COPY gateway/LoyaltyGrains.Gateway.csproj gateway/
-COPY gateway/Host/LoyaltyGrains.GatewayHost.csproj gateway/Host/
-RUN dotnet restore gateway/Host/LoyaltyGrains.GatewayHost.csproj
+COPY gateway/LoyaltyGrains.Gateway/LoyaltyGrains.Gateway.csproj gateway/LoyaltyGrains.Gateway/
+COPY gateway/LoyaltyGrains.GatewayHost/LoyaltyGrains.GatewayHost.csproj gateway/LoyaltyGrains.GatewayHost/
+RUN dotnet restore gateway/LoyaltyGrains.GatewayHost/LoyaltyGrains.GatewayHost.csproj
 COPY grains/ grains/
 COPY gateway/ gateway/
-RUN dotnet publish gateway/Host/LoyaltyGrains.GatewayHost.csproj -c Release --no-restore -o /app
+RUN dotnet publish gateway/LoyaltyGrains.GatewayHost/LoyaltyGrains.GatewayHost.csproj -c Release --no-restore -o /app
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0.12-noble-chiseled AS runtime
 WORKDIR /app

@@ -10,12 +10,14 @@ COPY grains/LoyaltyGrains.Domain/LoyaltyGrains.Domain.csproj grains/LoyaltyGrain
 COPY grains/LoyaltyGrains.Contracts/LoyaltyGrains.Contracts.csproj grains/LoyaltyGrains.Contracts/
 COPY grains/LoyaltyGrains.Grains/LoyaltyGrains.Grains.csproj grains/LoyaltyGrains.Grains/
 COPY grains/LoyaltyGrains.Persistence/LoyaltyGrains.Persistence.csproj grains/LoyaltyGrains.Persistence/
+COPY gateway/LoyaltyGrains.Gateway/LoyaltyGrains.Gateway.csproj gateway/LoyaltyGrains.Gateway/
 COPY grains/LoyaltyGrains.Analytics/LoyaltyGrains.Analytics.csproj grains/LoyaltyGrains.Analytics/
-COPY gateway/LoyaltyGrains.Gateway.csproj gateway/
+COPY cli/LoyaltyGrains.Cli/LoyaltyGrains.Cli.csproj cli/LoyaltyGrains.Cli/
 COPY silo/LoyaltyGrains.Silo.csproj silo/
 RUN dotnet restore silo/LoyaltyGrains.Silo.csproj
 COPY grains/ grains/
 COPY gateway/ gateway/
+COPY cli/ cli/
 COPY silo/ silo/
 RUN dotnet publish silo/LoyaltyGrains.Silo.csproj -c Release --no-restore -o /app
 

@@ -11,20 +11,27 @@ namespace LoyaltyGrains.Analytics;
 public static class StatsQuery
 {
     /// <summary>
-    /// The period's purchase money rows after the filters: captures and force posts (kinds 3, 4) and refunds (8). Partner
-    /// and campaign filters look for the line in the breakdown text first (ids are plain [A-Za-z0-9_.-], no escaping).
+    /// The period's purchase money rows after the filters: captures and force posts, and refunds. Partner and campaign
+    /// filters skip rows without such a line by their columns (migration 0010), then match the line with jsonb.
     /// Parameters: $1 from, $2 to, $3 tier, $4 category, $5 partner, $6 campaign.
     /// </summary>
     private const string Purchases = """
         WITH p AS (
-            SELECT member_id, sequence, kind, purchase_month, category, tier_id, spend_minor, cashback_minor, breakdown
+            SELECT member_id, sequence, kind, purchase_month, category, tier_id, spend_minor, cashback_minor, breakdown, has_partner_line, has_campaign_line
               FROM loyalty.purchase_cashback_v
              WHERE recorded_at >= $1 AND recorded_at < $2
                AND ($3 = '' OR tier_id = $3)
                AND ($4 = '' OR category = $4)
-               AND ($5 = '' OR strpos(breakdown, '"partnerId":"' || $5 || '"') > 0)
-               AND ($6 = '' OR strpos(breakdown, '"rule":"campaign:' || $6 || '"') > 0))
+               AND ($5 = '' OR (has_partner_line AND breakdown::jsonb @> jsonb_build_array(jsonb_build_object('partnerId', $5))))
+               AND ($6 = '' OR (has_campaign_line AND breakdown::jsonb @> jsonb_build_array(jsonb_build_object('rule', 'campaign:' || $6)))))
         """;
+
+    // Entry kinds by name (migration 0010's loyalty.kind, folded to constants by the planner).
+    private const string Accrual = "loyalty.kind('Capture'), loyalty.kind('ForcePost')";
+    private const string Refund = "loyalty.kind('Refund')";
+    private const string Referral = "loyalty.kind('ReferralBonus')";
+    private const string Redemption = "loyalty.kind('Redeem'), loyalty.kind('RedeemRefund')";
+    private const string Expiry = "loyalty.kind('ExpireLots')";
 
     public static async Task<ProgramStats> RunAsync(NpgsqlDataSource source, StatsRequest request, CancellationToken cancellationToken = default)
     {
@@ -36,22 +43,22 @@ public static class StatsQuery
         await using (var readOnly = new NpgsqlCommand("SET TRANSACTION READ ONLY", connection)) await readOnly.ExecuteNonQueryAsync(cancellationToken);
 
         // Active members, purchases, repeat members, captured amount, net spend and cashback of the filtered purchases.
-        var (active, purchases, repeat, captured, netSpend, cashback) = await SingleAsync(connection, request, Purchases + """
-            , m AS (SELECT member_id, count(*) FILTER (WHERE kind IN (3, 4)) AS n FROM p GROUP BY member_id)
-            SELECT (SELECT count(*) FROM m WHERE n > 0), count(*) FILTER (WHERE kind IN (3, 4)), (SELECT count(*) FROM m WHERE n >= 2),
-                   coalesce(sum(spend_minor) FILTER (WHERE kind IN (3, 4)), 0)::bigint, coalesce(sum(spend_minor), 0)::bigint,
+        var (active, purchases, repeat, captured, netSpend, cashback) = await SingleAsync(connection, request, Purchases + $"""
+            , m AS (SELECT member_id, count(*) FILTER (WHERE kind IN ({Accrual})) AS n FROM p GROUP BY member_id)
+            SELECT (SELECT count(*) FROM m WHERE n > 0), count(*) FILTER (WHERE kind IN ({Accrual})), (SELECT count(*) FROM m WHERE n >= 2),
+                   coalesce(sum(spend_minor) FILTER (WHERE kind IN ({Accrual})), 0)::bigint, coalesce(sum(spend_minor), 0)::bigint,
                    coalesce(sum(cashback_minor), 0)::bigint
               FROM p
             """, r => (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4), r.GetInt64(5)), cancellationToken);
 
         // Programme-wide movements of the period (not filtered: they are not purchases): accrued (captures, force posts,
         // refunds, referrals), redeemed net of redemption refunds, expired (breakage).
-        var (accrued, redeemed, expired) = await SingleAsync(connection, request, """
-            SELECT coalesce(sum(available_delta_minor) FILTER (WHERE kind IN (3, 4, 8, 17)), 0)::bigint,
-                   coalesce(-sum(available_delta_minor) FILTER (WHERE kind IN (11, 12)), 0)::bigint,
-                   coalesce(-sum(available_delta_minor) FILTER (WHERE kind = 16), 0)::bigint
+        var (accrued, redeemed, expired) = await SingleAsync(connection, request, $"""
+            SELECT coalesce(sum(available_delta_minor) FILTER (WHERE kind IN ({Accrual}, {Refund}, {Referral})), 0)::bigint,
+                   coalesce(-sum(available_delta_minor) FILTER (WHERE kind IN ({Redemption})), 0)::bigint,
+                   coalesce(-sum(available_delta_minor) FILTER (WHERE kind = {Expiry}), 0)::bigint
               FROM loyalty.ledger
-             WHERE recorded_at >= $1 AND recorded_at < $2 AND kind IN (3, 4, 8, 11, 12, 16, 17)
+             WHERE recorded_at >= $1 AND recorded_at < $2 AND kind IN ({Accrual}, {Refund}, {Redemption}, {Expiry}, {Referral})
             """, r => (r.GetInt64(0), r.GetInt64(1), r.GetInt64(2)), cancellationToken);
 
         // Liability at the end of the period: every row before it, summed (the balances are the sums of the rows).
@@ -86,12 +93,12 @@ public static class StatsQuery
         var byTier = await GroupsAsync(connection, request, "tier_id", cancellationToken);
 
         // Campaign lines (and their funders) need the breakdown: only rows naming a campaign are parsed.
-        var campaignLines = await ListAsync(connection, request, Purchases + """
+        var campaignLines = await ListAsync(connection, request, Purchases + $"""
             SELECT substr(line->>'rule', 10), line->>'partnerId',
-                   count(*) FILTER (WHERE p.kind IN (3, 4)), count(DISTINCT p.member_id) FILTER (WHERE p.kind IN (3, 4)),
+                   count(*) FILTER (WHERE p.kind IN ({Accrual})), count(DISTINCT p.member_id) FILTER (WHERE p.kind IN ({Accrual})),
                    coalesce(sum(p.spend_minor), 0)::bigint, coalesce(sum((line->>'amountMinor')::bigint), 0)::bigint
               FROM p CROSS JOIN LATERAL jsonb_array_elements(p.breakdown::jsonb) AS line
-             WHERE strpos(p.breakdown, '"rule":"campaign:') > 0 AND line->>'rule' LIKE 'campaign:%'
+             WHERE p.has_campaign_line AND line->>'rule' LIKE 'campaign:%'
              GROUP BY 1, 2 ORDER BY 1, 2
             """, r => (Campaign: r.GetString(0), Partner: r.GetString(1), Purchases: r.GetInt64(2), Members: r.GetInt64(3),
                 Spend: r.GetInt64(4), Cashback: r.GetInt64(5)), cancellationToken);
@@ -117,8 +124,8 @@ public static class StatsQuery
 
         // Retention: members with a captured purchase in month M, and those of them with one in M + 1 too. The period's
         // last month has no next month inside the period, so it is not reported.
-        var retention = await ListAsync(connection, request, Purchases + """
-            , a AS (SELECT DISTINCT member_id, purchase_month FROM p WHERE kind IN (3, 4))
+        var retention = await ListAsync(connection, request, Purchases + $"""
+            , a AS (SELECT DISTINCT member_id, purchase_month FROM p WHERE kind IN ({Accrual}))
             SELECT a.purchase_month, count(*), count(n.member_id)
               FROM a LEFT JOIN a n ON n.member_id = a.member_id
                AND n.purchase_month = CASE WHEN a.purchase_month % 100 = 12 THEN a.purchase_month + 89 ELSE a.purchase_month + 1 END
@@ -128,13 +135,13 @@ public static class StatsQuery
 
         // Cohorts: members enrolled in the period, by enrolment month (programme calendar), and how many of each were
         // active (a captured purchase matching the filters) k months after their enrolment month.
-        var cohorts = await ListAsync(connection, request, Purchases + """
+        var cohorts = await ListAsync(connection, request, Purchases + $"""
             , c AS (SELECT member_id, to_char((recorded_at AT TIME ZONE 'UTC') + make_interval(mins => $7), 'YYYYMM')::int AS cohort
-                      FROM loyalty.ledger WHERE kind = 1 AND recorded_at >= $1 AND recorded_at < $2),
+                      FROM loyalty.ledger WHERE kind = loyalty.kind('Enroll') AND recorded_at >= $1 AND recorded_at < $2),
             size AS (SELECT cohort, count(*) AS n FROM c GROUP BY cohort),
             act AS (SELECT DISTINCT c.cohort, p.member_id,
                            (p.purchase_month / 100 - c.cohort / 100) * 12 + p.purchase_month % 100 - c.cohort % 100 AS k
-                      FROM p JOIN c ON c.member_id = p.member_id WHERE p.kind IN (3, 4))
+                      FROM p JOIN c ON c.member_id = p.member_id WHERE p.kind IN ({Accrual}))
             SELECT s.cohort, coalesce(a.k, 0), s.n, count(a.member_id)
               FROM size s LEFT JOIN act a ON a.cohort = s.cohort AND a.k BETWEEN 0 AND $8
              GROUP BY 1, 2, 3 ORDER BY 1 DESC, 2
@@ -149,7 +156,7 @@ public static class StatsQuery
 
     private static Task<List<StatsGroup>> GroupsAsync(NpgsqlConnection connection, StatsRequest request, string column, CancellationToken cancellationToken) =>
         ListAsync(connection, request, Purchases + $"""
-            SELECT {column}, count(*) FILTER (WHERE kind IN (3, 4)), count(DISTINCT member_id) FILTER (WHERE kind IN (3, 4)),
+            SELECT {column}, count(*) FILTER (WHERE kind IN ({Accrual})), count(DISTINCT member_id) FILTER (WHERE kind IN ({Accrual})),
                    coalesce(sum(spend_minor), 0)::bigint, coalesce(sum(cashback_minor), 0)::bigint
               FROM p GROUP BY 1 ORDER BY 1
             """, r => new StatsGroup(r.GetString(0), r.GetInt64(1), r.GetInt64(2), r.GetInt64(3), r.GetInt64(4)), cancellationToken);

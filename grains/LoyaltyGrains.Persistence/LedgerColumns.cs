@@ -11,9 +11,9 @@ namespace LoyaltyGrains.Persistence;
 /// holds with its conversion. The batch insert (its column list and unnest array parameters), the writers' column
 /// buffers and every reader derive from this table, in this order, so a column is added or changed in one place.
 /// </summary>
-internal static class LedgerColumns
+public static class LedgerColumns
 {
-    public static readonly LedgerColumn[] All =
+    internal static readonly LedgerColumn[] All =
     [
         Text("member_id", e => e.MemberId),
         Bigint("sequence", e => e.Sequence),
@@ -40,14 +40,31 @@ internal static class LedgerColumns
         Bigint("spend_delta_minor", e => e.SpendDeltaMinor),
         Timestamp("lot_expires_at", e => e.LotExpiresAt),
         Text("detail", e => e.Detail),
+        // Derived from the breakdown when written (migration 0010), so SQL filters on columns, never on the JSON text.
+        // NULL in rows an engine older than 0010 wrote during a rolling upgrade: SQL then reads the breakdown as jsonb.
+        Derived("has_partner_line", e => BreakdownCodec.HasPartnerLine(e.Breakdown)),
+        Derived("has_campaign_line", e => BreakdownCodec.HasCampaignLine(e.Breakdown)),
     ];
+
+    /// <summary>The one-row insert (its own parameters $1..$n in column order): benches and tools that write a row by hand.</summary>
+    public static NpgsqlCommand InsertOne(LedgerEntry entry, NpgsqlConnection connection, NpgsqlTransaction? transaction = null)
+    {
+        var command = new NpgsqlCommand(
+            $"INSERT INTO loyalty.ledger ({Names()}) VALUES ({string.Join(", ", All.Select((column, i) => $"${i + 1}::{column.SqlType}"))})",
+            connection, transaction);
+        foreach (var column in All) command.Parameters.Add(column.ParameterOf(entry));
+        return command;
+    }
+
+    /// <summary>Every column's name and SQL type, in table order (what the schema must have: checked by a test).</summary>
+    public static IReadOnlyList<(string Name, string SqlType)> Declared => [.. All.Select(column => (column.Name, column.SqlType))];
 
     /// <summary>The column list, optionally qualified by a table alias: <c>l.member_id, l.sequence, …</c>.</summary>
     public static string Names(string alias = "") =>
         string.Join(", ", All.Select(column => alias.Length == 0 ? column.Name : $"{alias}.{column.Name}"));
 
     /// <summary>The batch statement's array parameter of a column: <c>$3::text[]</c> (parameters are numbered as the table).</summary>
-    public static string ArrayParameter(string name)
+    internal static string ArrayParameter(string name)
     {
         var index = Array.FindIndex(All, column => column.Name == name);
         if (index < 0) throw new ArgumentException($"loyalty.ledger has no column '{name}'", nameof(name));
@@ -55,16 +72,19 @@ internal static class LedgerColumns
     }
 
     /// <summary>Every column's array parameter, in order: the body of <c>unnest(…)</c>.</summary>
-    public static string ArrayParameters() => string.Join(", ", All.Select(column => ArrayParameter(column.Name)));
+    internal static string ArrayParameters() => string.Join(", ", All.Select(column => ArrayParameter(column.Name)));
 
     /// <summary>One row of a reader whose columns are <see cref="Names"/> in order.</summary>
-    public static LedgerEntry Read(NpgsqlDataReader reader)
+    internal static LedgerEntry Read(NpgsqlDataReader reader)
     {
         // The entry is filled before anyone else sees it; its required members are all columns of the table.
         var entry = new LedgerEntry { MessageId = "", Kind = default };
         for (var i = 0; i < All.Length; i++) All[i].Read(reader, i, entry);
         return entry;
     }
+
+    private static DerivedLedgerColumn<bool> Derived(string name, Func<LedgerEntry, bool> value) =>
+        new(name, "boolean", NpgsqlDbType.Boolean, value);
 
     private static LedgerColumn<string, string> Text(string name, Expression<Func<LedgerEntry, string>> property) =>
         new(name, "text", NpgsqlDbType.Text, property, value => value, (r, i) => r.GetString(i));
@@ -92,6 +112,9 @@ internal abstract class LedgerColumn(string name, string sqlType)
 
     /// <summary>Sets the entry's property from the reader's column at <paramref name="ordinal"/>.</summary>
     public abstract void Read(NpgsqlDataReader reader, int ordinal, LedgerEntry entry);
+
+    /// <summary>This column's value of one entry, as a parameter.</summary>
+    public abstract NpgsqlParameter ParameterOf(LedgerEntry entry);
 }
 
 internal interface ILedgerColumnBuffer
@@ -129,6 +152,8 @@ internal sealed class LedgerColumn<TValue, TDb> : LedgerColumn
 
     public override void Read(NpgsqlDataReader reader, int ordinal, LedgerEntry entry) => _set(entry, _read(reader, ordinal));
 
+    public override NpgsqlParameter ParameterOf(LedgerEntry entry) => new NpgsqlParameter<TDb> { NpgsqlDbType = _type, TypedValue = _toDb(_get(entry)) };
+
     private sealed class Buffer(LedgerColumn<TValue, TDb> column) : ILedgerColumnBuffer
     {
         private readonly List<TDb> _values = new(256);
@@ -142,5 +167,38 @@ internal sealed class LedgerColumn<TValue, TDb> : LedgerColumn
         }
 
         public void Add(LedgerEntry entry) => _values.Add(column._toDb(column._get(entry)));
+    }
+}
+
+/// <summary>
+/// A column computed from the entry when it is written (a fact about its breakdown that SQL filters on); the entry does
+/// not hold it, so a reader skips it.
+/// </summary>
+internal sealed class DerivedLedgerColumn<TDb>(string name, string sqlType, NpgsqlDbType type, Func<LedgerEntry, TDb> value) : LedgerColumn(name, sqlType)
+{
+    private readonly NpgsqlDbType _type = type;
+    private readonly Func<LedgerEntry, TDb> _value = value;
+
+    public override ILedgerColumnBuffer NewBuffer() => new Buffer(this);
+
+    public override void Read(NpgsqlDataReader reader, int ordinal, LedgerEntry entry)
+    {
+    }
+
+    public override NpgsqlParameter ParameterOf(LedgerEntry entry) => new NpgsqlParameter<TDb> { NpgsqlDbType = _type, TypedValue = _value(entry) };
+
+    private sealed class Buffer(DerivedLedgerColumn<TDb> column) : ILedgerColumnBuffer
+    {
+        private readonly List<TDb> _values = new(256);
+
+        public NpgsqlParameter Parameter { get; } = new NpgsqlParameter<List<TDb>> { NpgsqlDbType = NpgsqlDbType.Array | column._type };
+
+        public void Clear()
+        {
+            _values.Clear();
+            ((NpgsqlParameter<List<TDb>>)Parameter).TypedValue = _values;
+        }
+
+        public void Add(LedgerEntry entry) => _values.Add(column._value(entry));
     }
 }

@@ -23,7 +23,11 @@ public static class MigrationRunner
     public static int LatestVersion => Known[^1].Version;
 
     /// <summary>Migrates the database; returns the versions applied now (empty when it was up to date).</summary>
-    public static async Task<IReadOnlyList<int>> MigrateAsync(string connectionString, ILogger? logger = null, CancellationToken cancellationToken = default)
+    public static Task<IReadOnlyList<int>> MigrateAsync(string connectionString, ILogger? logger = null, CancellationToken cancellationToken = default) =>
+        MigrateAsync(connectionString, LatestVersion, logger, cancellationToken);
+
+    /// <summary>Migrates the database as far as <paramref name="upToVersion"/> (upgrade tests: a database as an earlier release left it).</summary>
+    public static async Task<IReadOnlyList<int>> MigrateAsync(string connectionString, int upToVersion, ILogger? logger = null, CancellationToken cancellationToken = default)
     {
         await using var connection = await OpenAsync(connectionString, cancellationToken);
         await using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_lock({AdvisoryLockKey})", connection))
@@ -55,7 +59,7 @@ public static class MigrationRunner
                     $"The database is at schema version {applied.Keys.Max()}, newer than this build's {LatestVersion}: upgrade the engine, or use a database of this version.");
             }
             var appliedNow = new List<int>();
-            foreach (var migration in Known)
+            foreach (var migration in Known.Where(m => m.Version <= upToVersion))
             {
                 if (applied.TryGetValue(migration.Version, out var done))
                 {

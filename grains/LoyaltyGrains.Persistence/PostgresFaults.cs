@@ -8,14 +8,29 @@ namespace LoyaltyGrains.Persistence;
 public static class PostgresFaults
 {
     /// <summary>
-    /// Lost or refused connections, timeouts, a server shutting down or starting up, too many connections: the statement
-    /// may or may not have run, and the same work can succeed later. A server error of any other class (a constraint,
-    /// a type, a syntax) is a definite failure and is not one of these.
+    /// Lost or refused connections, timeouts, a server shutting down or starting up, too many connections, a node that
+    /// does not take writes (a standby, or a promoted one not yet opened for writes), a transaction rolled back by a
+    /// serialization failure, deadlock or recovery conflict: the statement did not commit or its outcome is unknown, and
+    /// the same work can succeed later on a fresh connection (the SQLSTATE list is
+    /// <see cref="Contracts.Faults.IsUnavailableSqlState"/>, shared with the gateway and the grains). Every caller that
+    /// gets one drops its connection and clears its pool, so the next attempt finds the current primary. A server error
+    /// of any other class (a constraint, a type, a syntax) is a definite failure and is not one of these.
     /// </summary>
     public static bool IsUnavailable(Exception ex) =>
         Contracts.Faults.IsUnavailable(ex)
         // A command used on a connection that broke underneath it.
         || (ex is InvalidOperationException or ObjectDisposedException && ex.Message.Contains("connection", StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>
+    /// For an exception filter: when <paramref name="ex"/> is <see cref="IsUnavailable"/>, drops the idle connections of
+    /// <paramref name="source"/>, so the next attempt opens a fresh one (to whichever node is the writable primary by
+    /// then, with a multi-host connection string). Always false: the exception goes on to the caller unchanged.
+    /// </summary>
+    public static bool RenewConnectionsIfUnavailable(Exception ex, NpgsqlDataSource source)
+    {
+        if (IsUnavailable(ex)) source.Clear();
+        return false;
+    }
 }
 
 /// <summary>

@@ -76,9 +76,9 @@ public sealed record PostgresLedgerOptions
 public sealed class PostgresLedger : ILedger, IAsyncDisposable
 {
     private static readonly Meter Meter = new(LoyaltyGrains.Grains.LoyaltyMetrics.MeterName, "1.0");
-    private static readonly Histogram<double> BatchWriteMs = Meter.CreateHistogram<double>("loyalty.ledger.batch.write.duration", "ms",
+    private static readonly Histogram<double> BatchWriteSeconds = LoyaltyGrains.Grains.LoyaltyMetrics.Seconds(Meter, "loyalty.ledger.batch.write.duration",
         "Time a writer took to write and commit one batch (one INSERT of keys and rows, committed with its fsync)");
-    private static readonly Histogram<double> QueueWaitMs = Meter.CreateHistogram<double>("loyalty.ledger.queue.wait", "ms",
+    private static readonly Histogram<double> QueueWaitSeconds = LoyaltyGrains.Grains.LoyaltyMetrics.Seconds(Meter, "loyalty.ledger.queue.wait",
         "Time the oldest append of a batch waited in the queue before a writer took it");
     private static readonly Histogram<long> BatchEntries = Meter.CreateHistogram<long>("loyalty.ledger.batch.entries", "{entry}",
         "Entries in one committed batch (the achieved group size)");
@@ -256,7 +256,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                 batch.Clear();
                 var entries = await TakeBatchAsync(reader, batch).ConfigureAwait(false);
                 if (batch.Count == 0) continue;
-                QueueWaitMs.Record(Stopwatch.GetElapsedTime(batch[0].EnqueuedAt).TotalMilliseconds);
+                QueueWaitSeconds.Record(Stopwatch.GetElapsedTime(batch[0].EnqueuedAt).TotalSeconds);
                 connection = await CommitWithRecoveryAsync(writer, connection, rows, batch, entries).ConfigureAwait(false);
             }
         }
@@ -318,7 +318,7 @@ public sealed class PostgresLedger : ILedger, IAsyncDisposable
                 }
                 var started = Stopwatch.GetTimestamp();
                 await CommitBatchAsync(connection, rows, batch).ConfigureAwait(false);
-                BatchWriteMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                BatchWriteSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                 BatchEntries.Record(entries);
                 Interlocked.Increment(ref _batches);
                 Interlocked.Add(ref _entries, entries);

@@ -28,11 +28,18 @@ public sealed class PostgresPartnerSettlement(string connectionString) : IPartne
         command.Parameters.Add(new NpgsqlParameter { Value = queueCount });
         command.Parameters.Add(new NpgsqlParameter { Value = skipEvents.ToArray() });
         var events = new List<PartnerEvent>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        try
         {
-            events.Add(new PartnerEvent(reader.GetInt64(0), reader.GetString(1), reader.GetFieldValue<DateTime>(2),
-                reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5)));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                events.Add(new PartnerEvent(reader.GetInt64(0), reader.GetString(1), reader.GetFieldValue<DateTime>(2),
+                    reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5)));
+            }
+        }
+        catch (Exception ex) when (PostgresFaults.RenewConnectionsIfUnavailable(ex, _source))
+        {
+            throw;
         }
         return events;
     }
@@ -62,7 +69,14 @@ public sealed class PostgresPartnerSettlement(string connectionString) : IPartne
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = partnerId });
         command.Parameters.Add(new NpgsqlParameter { Value = events.Select(e => e.EventId).ToArray() });
-        return (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        try
+        {
+            return (int)(await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!;
+        }
+        catch (Exception ex) when (PostgresFaults.RenewConnectionsIfUnavailable(ex, _source))
+        {
+            throw;
+        }
     }
 
     public async Task<IReadOnlyList<PayoutDay>> ReadPayoutsAsync(string partnerId, DateTime fromDay, DateTime toDay, CancellationToken cancellationToken)

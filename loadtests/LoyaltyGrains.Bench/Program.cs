@@ -93,29 +93,9 @@ static async Task<double> OneCommitPerMessageAsync(string database, int concurre
             keys.Parameters.Add(new NpgsqlParameter { Value = entry.RecordedAt });
             await keys.ExecuteNonQueryAsync();
         }
-        await using (var row = new NpgsqlCommand(
-            """
-            INSERT INTO loyalty.ledger (member_id, sequence, message_id, kind, card_id, purchase_id, amount_minor, pending_delta_minor,
-                available_delta_minor, pending_after_minor, available_after_minor, breakdown, mcc, category, merchant_id, currency, partner_id,
-                occurred_at, recorded_at, fingerprint, purchase_month, category_cap_delta_minor, spend_delta_minor, lot_expires_at, detail)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 0, $9, $10, $11, $12, $13, 'RUB', '', $14, $14, $15, 202611, 0, $7, $14, '')
-            """, connection, transaction))
+        // Every column by name, from the ledger's one declaration (LedgerColumns), as the engine's writer fills them.
+        await using (var row = LedgerColumns.InsertOne(entry, connection, transaction))
         {
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.MemberId });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.Sequence });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.MessageId });
-            row.Parameters.Add(new NpgsqlParameter { Value = (short)entry.Kind });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.CardId });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.PurchaseId });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.AmountMinor });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.AvailableDeltaMinor });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.AvailableAfterMinor });
-            row.Parameters.Add(new NpgsqlParameter { Value = """[{"rule":"base","amountMinor":100,"rateBps":100,"partnerId":""}]""" });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.Mcc });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.Category });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.MerchantId });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.RecordedAt });
-            row.Parameters.Add(new NpgsqlParameter { Value = entry.Fingerprint });
             await row.ExecuteNonQueryAsync();
         }
         await transaction.CommitAsync();

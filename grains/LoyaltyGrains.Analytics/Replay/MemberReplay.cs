@@ -228,16 +228,7 @@ public sealed class MemberReplay(ProgramConfig candidate, MccCatalogue catalogue
 
     /// <summary>The campaign bonuses the row was granted, in their order: budgets and first-N slots were spent then.</summary>
     private static CampaignGrant[] GrantsAsTheyWere(ReplayRow row) =>
-        row.Breakdown.Length == 0 ? [] : CampaignGrants.AsGranted(BreakdownJson.Decode(row.Breakdown));
+        row.Breakdown.Length == 0 ? [] : CampaignGrants.AsGranted(BreakdownCodec.Decode(row.Breakdown));
 
     private Month MonthOf(int value) => _months.TryGetValue(value, out var month) ? month : _months[value] = new Month();
-}
-
-/// <summary>Reads a ledger breakdown (the JSON array docs/DATA.md describes).</summary>
-public static class BreakdownJson
-{
-    private static readonly System.Text.Json.JsonSerializerOptions Options = new(System.Text.Json.JsonSerializerDefaults.Web);
-
-    public static AccrualLine[] Decode(string json) =>
-        json.Length == 0 ? [] : System.Text.Json.JsonSerializer.Deserialize<AccrualLine[]>(json, Options) ?? [];
 }

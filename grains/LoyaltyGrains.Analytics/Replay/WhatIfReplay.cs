@@ -85,12 +85,13 @@ public static class WhatIfReplay
         var sql = string.Create(CultureInfo.InvariantCulture, $"""
             COPY (
                 SELECT member_id, sequence, kind, purchase_id, amount_minor, available_delta_minor,
-                       CASE WHEN kind IN (3, 4, 8) OR strpos(breakdown, '"rule":"campaign:') > 0 THEN breakdown ELSE '' END,
+                       CASE WHEN kind IN (loyalty.kind('Capture'), loyalty.kind('ForcePost'), loyalty.kind('Refund'))
+                              OR coalesce(has_campaign_line, loyalty.breakdown_has_campaign_line(breakdown)) THEN breakdown ELSE '' END,
                        mcc, category, merchant_id, occurred_at, recorded_at, purchase_month, spend_delta_minor,
-                       CASE WHEN kind IN (1, 10, 14) THEN detail ELSE '' END
+                       CASE WHEN kind IN (loyalty.kind('Enroll'), loyalty.kind('ChooseCategories'), loyalty.kind('TierAssigned')) THEN detail ELSE '' END
                   FROM loyalty.ledger
                  WHERE kind IN ({string.Join(", ", ReplayedKinds)}) AND recorded_at < '{Timestamp(request.To)}'
-                   AND (recorded_at >= '{Timestamp(replayStart)}' OR kind = 1)
+                   AND (recorded_at >= '{Timestamp(replayStart)}' OR kind = loyalty.kind('Enroll'))
                  ORDER BY member_id, sequence
             ) TO STDOUT (FORMAT BINARY)
             """);

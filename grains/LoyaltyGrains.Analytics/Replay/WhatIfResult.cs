@@ -122,7 +122,7 @@ public sealed class WhatIfTotals(int topMembers)
 
         // Lines: the actual ones from the row's breakdown, the candidate's from the replay; a carried row counts its
         // actual lines on both sides.
-        var actualLines = BreakdownJson.Decode(row.Breakdown);
+        var actualLines = BreakdownCodec.Decode(row.Breakdown);
         var candidateLines = accrual.Carried ? actualLines : accrual.CandidateLines;
         var actualPartner = CountLines(actualLines, purchase, actual: true);
         var candidatePartner = CountLines(candidateLines, purchase, actual: false);

@@ -494,7 +494,7 @@ public sealed class MemberJournal(
             _account = null;
             throw;
         }
-        LoyaltyMetrics.LedgerCommitMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        LoyaltyMetrics.LedgerCommitSeconds.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
         LoyaltyMetrics.LedgerEntries.Add(entries.Length);
         host.Written(account);
     }

@@ -14,7 +14,7 @@ public sealed class PayoutDeliveryMetrics(IPartnerSettlementStore store, TimePro
     private static readonly TimeSpan SampleEvery = TimeSpan.FromMilliseconds(500);
 
     private static readonly Meter Meter = new(LoyaltyMetrics.MeterName, "1.0");
-    private static readonly Histogram<double> DeliveryDelay = Meter.CreateHistogram<double>("loyalty.payouts.delivery.delay", "ms",
+    private static readonly Histogram<double> DeliveryDelay = LoyaltyMetrics.Seconds(Meter, "loyalty.payouts.delivery.delay",
         "Time from an event's ledger commit stamp to its application to the partner's totals");
     private static readonly Counter<long> Applied = Meter.CreateCounter<long>("loyalty.payouts.events.applied", "{event}",
         "Partner events applied to payouts by this silo (arrived on the partner-event stream)");
@@ -39,7 +39,7 @@ public sealed class PayoutDeliveryMetrics(IPartnerSettlementStore store, TimePro
     public static void RecordApplied(IReadOnlyList<PartnerEvent> delivered, int applied, DateTime nowUtc)
     {
         Applied.Add(applied);
-        foreach (var e in delivered) DeliveryDelay.Record(Math.Max(0, (nowUtc - e.RecordedAtUtc).TotalMilliseconds));
+        foreach (var e in delivered) DeliveryDelay.Record(Math.Max(0, (nowUtc - e.RecordedAtUtc).TotalSeconds));
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -26,18 +26,25 @@ public abstract class EngineProcess : IAsyncDisposable
     private bool _disposed;
     private int? _exitCodeAtDisposal;
 
-    /// <summary>Starts <paramref name="dll"/> with <paramref name="environment"/> and returns at once; <paramref name="what"/> names it in messages.</summary>
-    protected EngineProcess(string what, string dll, IReadOnlyDictionary<string, string> environment, int grpcPort, int metricsPort)
+    /// <summary>
+    /// Starts <paramref name="dll"/> with <paramref name="environment"/> and returns at once; <paramref name="what"/> names it
+    /// in messages. <paramref name="launcher"/> runs it through another command (e.g. <c>ip netns exec NAME</c>), and
+    /// <paramref name="host"/> is where its gRPC and metrics ports are reached.
+    /// </summary>
+    protected EngineProcess(string what, string dll, IReadOnlyDictionary<string, string> environment, int grpcPort, int metricsPort,
+        IReadOnlyList<string>? launcher = null, string host = "127.0.0.1")
     {
         _what = what;
         MetricsPort = metricsPort;
-        var info = new ProcessStartInfo("dotnet", $"\"{dll}\"")
+        Host = host;
+        var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : "dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(dll)!,
         };
+        foreach (var argument in launcher is { Count: > 0 } ? [.. launcher.Skip(1), "dotnet", dll] : new[] { dll }) info.ArgumentList.Add(argument);
         foreach (var (name, value) in environment) info.Environment[name] = value;
         info.Environment["DOTNET_gcServer"] = "0";
         // One key for every engine process of this test run, so silos and gateways of one cluster accept the same
@@ -48,7 +55,7 @@ public abstract class EngineProcess : IAsyncDisposable
         Pid = _process.Id;
         GrpcPort = grpcPort;
         // The channel carries an admin+processor token signed with the run's key.
-        Channel = BearerTokenHandler.Channel($"http://127.0.0.1:{grpcPort}", Token("tests", [LoyaltyClaims.Admin, LoyaltyClaims.Processor]));
+        Channel = BearerTokenHandler.Channel($"http://{host}:{grpcPort}", Token("tests", [LoyaltyClaims.Admin, LoyaltyClaims.Processor]));
         _process.OutputDataReceived += (_, e) => Append(e.Data);
         _process.ErrorDataReceived += (_, e) => Append(e.Data);
         _process.BeginOutputReadLine();
@@ -62,6 +69,7 @@ public abstract class EngineProcess : IAsyncDisposable
     public static string Token(string subject, string[] roles, string? partnerId = null) =>
         LoyaltyTokens.Mint(new LoyaltyAuthOptions { SigningKey = SigningKey }, new TokenRequest(subject, roles, partnerId, TimeSpan.FromHours(2)));
 
+    public string Host { get; }
     public int GrpcPort { get; }
     public int MetricsPort { get; }
     public GrpcChannel Channel { get; }
@@ -133,7 +141,7 @@ public abstract class EngineProcess : IAsyncDisposable
         try
         {
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
-            using var reply = await http.GetAsync($"http://127.0.0.1:{MetricsPort}/readyz");
+            using var reply = await http.GetAsync($"http://{Host}:{MetricsPort}/readyz");
             return $"{(int)reply.StatusCode} {(await reply.Content.ReadAsStringAsync()).Trim().Replace('\n', ';')}";
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)

@@ -3,13 +3,13 @@ using System.Globalization;
 namespace LoyaltyGrains.Tests.Durability;
 
 /// <summary>
-/// The gateway as its own process (gateway/Host/LoyaltyGrains.GatewayHost.dll): an Orleans client that finds the silos
+/// The gateway as its own process (gateway/LoyaltyGrains.GatewayHost/LoyaltyGrains.GatewayHost.dll): an Orleans client that finds the silos
 /// through PostgreSQL membership and serves the gRPC contract. Its health says SERVING while a silo of the cluster answers.
 /// </summary>
 public sealed class GatewayProcess : EngineProcess
 {
     private GatewayProcess(string postgres, int grpcPort, int metricsPort)
-        : base("the gateway", BuiltDll(Path.Combine("gateway", "Host"), "LoyaltyGrains.GatewayHost.dll"), new Dictionary<string, string>
+        : base("the gateway", BuiltDll(Path.Combine("gateway", "LoyaltyGrains.GatewayHost"), "LoyaltyGrains.GatewayHost.dll"), new Dictionary<string, string>
         {
             ["LOYALTY_POSTGRES"] = postgres,
             ["LOYALTY_GRPC_PORT"] = grpcPort.ToString(CultureInfo.InvariantCulture),

@@ -28,9 +28,9 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output)
         await using var run = await FaultRun.StartAsync("term", Workers);
         var report = await run.RunAsync(async r =>
         {
-            var first = await r.Database.TerminateBackendsAsync();
+            var first = await r.Server.TerminateBackendsAsync();
             await Task.Delay(BetweenTerminations);
-            var second = await r.Database.TerminateBackendsAsync();
+            var second = await r.Server.TerminateBackendsAsync();
             return $"terminated {first} then {second} backends {BetweenTerminations.TotalSeconds:0} s apart";
         }, databaseUnreachable: false);
         Record("backends terminated", report.Summary);
@@ -45,13 +45,13 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output)
         var report = await run.RunAsync(async r =>
         {
             // Immediate: the way a crashed or failed-over server goes (no goodbye to clients), with crash recovery on start.
-            await r.Database.StopAsync(immediate: true);
+            await r.Server.StopAsync(immediate: true);
             var stopped = r.Now;
             // Probes run at most once a second: by now one has seen the database gone.
             await Task.Delay(TimeSpan.FromSeconds(1.5));
             readinessDown = await r.Silo.ReadinessAsync();
             await Task.Delay(Down - (r.Now - stopped));
-            await r.Database.StartAgainAsync();
+            await r.Server.StartAgainAsync();
             // Down = stopped plus the time the new server took to recover and accept connections.
             return $"server stopped (immediate), started again after {Down.TotalSeconds:0} s, accepting connections again after " +
                 $"{(r.Now - stopped).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s";
@@ -75,11 +75,11 @@ public sealed class DatabaseFaultTests(ITestOutputHelper output)
         var report = await run.RunAsync(async r =>
         {
             var frozenAt = r.Now;
-            var processes = r.Database.Freeze();
+            var processes = r.Server.Freeze();
             await Task.Delay(TimeSpan.FromSeconds(1));
             probes.AddRange(Enumerable.Range(0, Probes).Select(i => r.ProbeAsync(i, ProbeDeadline)));
             await Task.Delay(Frozen - (r.Now - frozenAt));
-            r.Database.Thaw();
+            r.Server.Thaw();
             return $"server frozen (SIGSTOP to {processes} processes) for {(r.Now - frozenAt).TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s";
         }, databaseUnreachable: true);
 

@@ -17,7 +17,7 @@ namespace LoyaltyGrains.Tests.Faults;
 public sealed class FaultRun : IAsyncDisposable
 {
     /// <summary>The requirement: writes are ACCEPTED again within this long after the database is back.</summary>
-    public static readonly TimeSpan RecoveryBound = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan DefaultRecoveryBound = TimeSpan.FromSeconds(10);
 
     /// <summary>Log lines the silo may write from the fault until recovery: one per event, not one per failed call.</summary>
     public const int LogLinesMax = 200;
@@ -34,8 +34,9 @@ public sealed class FaultRun : IAsyncDisposable
     private readonly ConcurrentBag<Task<Probe>> _outstanding = [];
     private readonly (int Grpc, int Silo, int Gateway, int Metrics) _ports;
     private int _probes;
+    private IReadOnlyDictionary<string, string>? _siloSettings;
 
-    private FaultRun(PostgresServer database, SiloProcess silo, (int, int, int, int) ports, LoadDriver load, IReadOnlyList<LoadMember> probeMembers)
+    private FaultRun(IFaultDatabase database, SiloProcess silo, (int, int, int, int) ports, LoadDriver load, IReadOnlyList<LoadMember> probeMembers)
     {
         Database = database;
         Silo = silo;
@@ -45,7 +46,13 @@ public sealed class FaultRun : IAsyncDisposable
         Health = new HealthWatch(silo.Channel, () => load.Elapsed);
     }
 
-    public PostgresServer Database { get; }
+    public IFaultDatabase Database { get; }
+
+    /// <summary>The single server of a <see cref="StartAsync(string, int, int)"/> run (terminate, stop, freeze).</summary>
+    public PostgresServer Server => Database as PostgresServer ?? throw new InvalidOperationException("this run's database is not a single PostgresServer");
+
+    /// <summary>Writes must be ACCEPTED again for every member within this long after the fault returns.</summary>
+    public TimeSpan RecoveryBound { get; private set; } = DefaultRecoveryBound;
     public SiloProcess Silo { get; private set; }
     public LoadDriver Load { get; }
     public HealthWatch Health { get; }
@@ -53,17 +60,27 @@ public sealed class FaultRun : IAsyncDisposable
     public TimeSpan Now => Load.Elapsed;
 
     /// <summary>A dedicated server, the silo on it, <paramref name="workers"/> members for the load and <paramref name="probes"/> warmed-up members for probes.</summary>
-    public static async Task<FaultRun> StartAsync(string name, int workers, int probes = 0)
+    public static async Task<FaultRun> StartAsync(string name, int workers, int probes = 0) =>
+        await StartAsync(name, workers, probes, await PostgresServer.StartAsync(), DefaultRecoveryBound);
+
+    /// <summary>
+    /// As above on a database the caller started (owned by the run from here on), with its own recovery bound and
+    /// <paramref name="siloSettings"/> as more environment for the silo.
+    /// </summary>
+    public static async Task<FaultRun> StartAsync(string name, int workers, int probes, IFaultDatabase database, TimeSpan recoveryBound,
+        IReadOnlyDictionary<string, string>? siloSettings = null)
     {
-        var database = await PostgresServer.StartAsync();
         SiloProcess? silo = null;
         try
         {
             var ports = SiloProcess.FreePorts();
-            (silo, _) = await SiloProcess.StartAsync(database.ConnectionString, ports, SiloProcess.StartTimeout);
+            (silo, _) = await SiloProcess.StartAsync(database.ConnectionString, ports, SiloProcess.StartTimeout, siloSettings);
             var members = await LoadDriver.EnrollAsync(silo.Channel, name, workers);
             var probeMembers = await LoadDriver.EnrollAsync(silo.Channel, $"{name}-probe", probes);
-            var run = new FaultRun(database, silo, ports, new LoadDriver(silo.Channel, members, CallDeadline), probeMembers);
+            var run = new FaultRun(database, silo, ports, new LoadDriver(silo.Channel, members, CallDeadline), probeMembers)
+            {
+                RecoveryBound = recoveryBound, _siloSettings = siloSettings,
+            };
             // Each probe member active and its card's route known before the fault, so a probe measures only the commit.
             for (var i = 0; i < probes; i++)
             {
@@ -159,7 +176,7 @@ public sealed class FaultRun : IAsyncDisposable
         {
             // The audit needs a silo: a new one on the same database, as an operator would start.
             await Silo.DisposeAsync();
-            (Silo, _) = await SiloProcess.StartAsync(Database.ConnectionString, _ports, SiloProcess.StartTimeout);
+            (Silo, _) = await SiloProcess.StartAsync(Database.ConnectionString, _ports, SiloProcess.StartTimeout, _siloSettings);
         }
         var audit = await LedgerAudit.RunAsync(Silo.Channel, Database.ConnectionString, [.. Load.Members, .. ProbeMembers],
             [.. Load.Acknowledged, .. _probesAcknowledged]);
@@ -243,7 +260,7 @@ public sealed class FaultReport
             (Outside.Count > 0 ? $", outside it: {Names.Describe(Outside)}" : ""),
         Recovery is { } all
             ? $"recovery {Seconds(all)}: all {Members} members ACCEPTED again (first after {Seconds(FirstAccepted)})"
-            : $"recovery: only {MembersRecovered}/{Members} members ACCEPTED again within {(FaultRun.RecoveryBound + TimeSpan.FromSeconds(2)).TotalSeconds:0} s" +
+            : $"recovery: only {MembersRecovered}/{Members} members ACCEPTED again within {(_run.RecoveryBound + TimeSpan.FromSeconds(2)).TotalSeconds:0} s" +
                 (FirstAccepted is { } first ? $" (first after {Seconds(first)})" : ""),
         $"health: NOT_SERVING {(NotServingAt is { } n ? $"at +{Seconds(n)}" : "never during the fault")}, SERVING again {(ServingAgainAt is { } s ? $"{Seconds(s)} after it returned" : "never")} [{HealthDuring}]",
         $"silo log lines from fault to recovery {LogLines}",
@@ -266,8 +283,8 @@ public sealed class FaultReport
         if (!Audit.IsClean) problems.Add($"ledger audit: {Audit.Summary}");
         var wrong = During.Concat(Outside).Where(s => !FaultRun.RetryStatuses.Contains(s.Key)).GroupBy(s => s.Key).ToDictionary(g => g.Key, g => g.Sum(s => s.Value));
         if (wrong.Count > 0) problems.Add($"callers were told {Names.Describe(wrong)}; acceptable: UNAVAILABLE or DEADLINE_EXCEEDED (outcome unknown, retry), ABORTED (retry)");
-        if (Recovery is not { } recovery) problems.Add($"writes not ACCEPTED again for {Members - MembersRecovered} of {Members} members within {FaultRun.RecoveryBound.TotalSeconds:0} s");
-        else if (recovery > FaultRun.RecoveryBound) problems.Add($"writes ACCEPTED again for every member only after {recovery.TotalSeconds:0.0} s (bound {FaultRun.RecoveryBound.TotalSeconds:0} s)");
+        if (Recovery is not { } recovery) problems.Add($"writes not ACCEPTED again for {Members - MembersRecovered} of {Members} members within {_run.RecoveryBound.TotalSeconds:0} s");
+        else if (recovery > _run.RecoveryBound) problems.Add($"writes ACCEPTED again for every member only after {recovery.TotalSeconds:0.0} s (bound {_run.RecoveryBound.TotalSeconds:0} s)");
         if (databaseUnreachable && NotServingAt is null) problems.Add($"health never said NOT_SERVING while the database was unreachable [{HealthDuring}]");
         if (ServingAgainAt is null) problems.Add($"health did not say SERVING again after the database returned [{HealthDuring}]");
         if (LogLines >= FaultRun.LogLinesMax) problems.Add($"the silo wrote {LogLines} log lines from the fault to recovery (bound {FaultRun.LogLinesMax})");

@@ -11,7 +11,7 @@ namespace LoyaltyGrains.Tests.Faults;
 /// 127.0.0.1 port, fsync on. Binaries from $LOYALTY_TEST_PG_BIN or /usr/lib/postgresql/*/bin; as root, the server
 /// runs as the postgres user (it refuses root). Dispose always thaws, stops and deletes it.
 /// </summary>
-public sealed class PostgresServer : IAsyncDisposable
+public sealed class PostgresServer : IFaultDatabase
 {
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(60);
 
@@ -19,14 +19,16 @@ public sealed class PostgresServer : IAsyncDisposable
     private readonly string _dir;
     private readonly bool _asPostgresUser;
     private readonly HashSet<int> _frozen = [];
+    private readonly IReadOnlyList<string> _settings;
 
-    private PostgresServer(string bin, string dir, bool asPostgresUser, int port, string database)
+    private PostgresServer(string bin, string dir, bool asPostgresUser, int port, string database, IReadOnlyList<string>? settings = null)
     {
         _bin = bin;
         _dir = dir;
         _asPostgresUser = asPostgresUser;
         Port = port;
         Database = database;
+        _settings = settings ?? [];
     }
 
     public int Port { get; }
@@ -49,13 +51,16 @@ public sealed class PostgresServer : IAsyncDisposable
     /// <summary>The server's log so far (for failure messages).</summary>
     public string ServerLog => File.Exists(ServerLogPath) ? ReadShared(ServerLogPath) : "(no server log)";
 
-    /// <summary>initdb, start, and create <paramref name="database"/> (empty: the silo applies its migrations).</summary>
-    public static async Task<PostgresServer> StartAsync(string database = "loyalty")
+    /// <summary>
+    /// initdb, start, and create <paramref name="database"/> (empty: the silo applies its migrations). Each of
+    /// <paramref name="settings"/> (<c>name=value</c>, quoted for a shell where needed) is a server option on every start.
+    /// </summary>
+    public static async Task<PostgresServer> StartAsync(string database = "loyalty", IReadOnlyList<string>? settings = null)
     {
         var bin = FindBin();
         var dir = Directory.CreateTempSubdirectory("loyalty-pgfault.").FullName;
         var asPostgresUser = Environment.UserName == "root";
-        var server = new PostgresServer(bin, dir, asPostgresUser, EngineProcess.FreePort(), database);
+        var server = new PostgresServer(bin, dir, asPostgresUser, EngineProcess.FreePort(), database, settings);
         try
         {
             if (asPostgresUser) await server.RunAsync("chown", ["-R", "postgres", dir]);
@@ -72,6 +77,68 @@ public sealed class PostgresServer : IAsyncDisposable
             await server.DisposeAsync();
             throw;
         }
+    }
+
+    /// <summary>
+    /// A new server from a base backup (a plain-format <c>pg_basebackup</c> directory), recovered from the WAL archive
+    /// <paramref name="walArchive"/> up to <paramref name="recoverySettings"/>' target (e.g. <c>recovery_target_name='x'</c>)
+    /// and promoted; returns once it takes writes. Its own directory and port; the backup is copied, not used in place.
+    /// </summary>
+    public static async Task<PostgresServer> RestoreAsync(string baseBackup, string walArchive, IReadOnlyList<string> recoverySettings, string database = "loyalty")
+    {
+        var dir = Directory.CreateTempSubdirectory("loyalty-pgrestore.").FullName;
+        var asPostgresUser = Environment.UserName == "root";
+        var server = new PostgresServer(FindBin(), dir, asPostgresUser, EngineProcess.FreePort(), database,
+            [$"restore_command='cp {walArchive}/%f %p'", "recovery_target_action=promote", .. recoverySettings]);
+        try
+        {
+            if (asPostgresUser) await server.RunAsync("chown", ["-R", "postgres", dir]);
+            await server.RunAsUserAsync("cp", ["-a", baseBackup, server.DataDir]);
+            await server.RunAsUserAsync("touch", [Path.Combine(server.DataDir, "recovery.signal")]);
+            await server.StartServerAsync();
+            for (var attempt = 0; ; attempt++)
+            {
+                await using var connection = new NpgsqlConnection(server.AdminConnectionString);
+                await connection.OpenAsync();
+                await using var inRecovery = new NpgsqlCommand("SELECT pg_is_in_recovery()", connection);
+                if (!(bool)(await inRecovery.ExecuteScalarAsync())!) return server;
+                if (attempt >= 240) throw new InvalidOperationException($"the restored server did not finish recovery in 120 s; server log:\n{server.ServerLog}");
+                await Task.Delay(500);
+            }
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>Lets clients from <paramref name="cidr"/> in without a password (pg_hba.conf), as initdb lets in loopback.</summary>
+    public async Task AllowHostsAsync(string cidr)
+    {
+        await File.AppendAllTextAsync(Path.Combine(DataDir, "pg_hba.conf"), $"{Environment.NewLine}host all all {cidr} trust{Environment.NewLine}");
+        await AdminScalarAsync("SELECT pg_reload_conf()");
+    }
+
+    /// <summary>A directory under the server's own, owned by the server's user (a WAL archive, a base backup's parent).</summary>
+    public async Task<string> OwnedDirectoryAsync(string name)
+    {
+        var path = Path.Combine(_dir, name);
+        Directory.CreateDirectory(path);
+        if (_asPostgresUser) await RunAsync("chown", ["postgres", path]);
+        return path;
+    }
+
+    /// <summary>A PostgreSQL client tool (pg_basebackup, …) from the server's binaries, as the server's user.</summary>
+    public Task RunToolAsync(string tool, IReadOnlyList<string> arguments) => RunPgAsync(tool, arguments);
+
+    /// <summary>One statement on the maintenance database (its own connection); returns the first column of the first row.</summary>
+    public async Task<object?> AdminScalarAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(AdminConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
     }
 
     /// <summary>pg_terminate_backend of every backend of the test database (not the admin connection that asks).</summary>
@@ -163,7 +230,7 @@ public sealed class PostgresServer : IAsyncDisposable
         RemoveStalePidFile();
         var options = string.Join(' ',
             "-h 127.0.0.1", $"-p {Port.ToString(CultureInfo.InvariantCulture)}", $"-k {_dir}", "-c max_connections=200",
-            "-c fsync=on", "-c synchronous_commit=on", "-c shared_buffers=64MB");
+            "-c fsync=on", "-c synchronous_commit=on", "-c shared_buffers=64MB", string.Join(' ', _settings.Select(setting => $"-c {setting}")));
         var started = await RunPgAsync("pg_ctl", ["-D", DataDir, "-l", ServerLogPath, "-w", "-t", "60", "-o", options, "start"], allowFailure: true);
         for (var i = 0; i < 60; i++)
         {
@@ -180,47 +247,9 @@ public sealed class PostgresServer : IAsyncDisposable
         if (File.Exists(pidFile) && PostmasterPid() is null) File.Delete(pidFile);
     }
 
-    /// <summary>The postmaster's pid from its pid file, or null when the file is missing or names no live process.</summary>
-    private int? PostmasterPid()
-    {
-        var pidFile = Path.Combine(DataDir, "postmaster.pid");
-        if (!File.Exists(pidFile)) return null;
-        var first = ReadShared(pidFile).Split('\n', 2)[0].Trim();
-        return int.TryParse(first, CultureInfo.InvariantCulture, out var pid) && Directory.Exists($"/proc/{pid}") ? pid : null;
-    }
+    private int? PostmasterPid() => ProcessTree.PostmasterPid(DataDir);
 
-    /// <summary>Every process whose parent chain leads to <paramref name="root"/>, from /proc/&lt;pid&gt;/stat.</summary>
-    private static List<int> Descendants(int root)
-    {
-        var parents = new Dictionary<int, int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), CultureInfo.InvariantCulture, out var pid)) continue;
-            try
-            {
-                // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so parse after the last ')'.
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                parents[pid] = int.Parse(fields[1], CultureInfo.InvariantCulture);
-            }
-            catch (IOException)
-            {
-                // The process exited while we looked.
-            }
-        }
-        var found = new List<int>();
-        var queue = new Queue<int>([root]);
-        while (queue.TryDequeue(out var parent))
-        {
-            foreach (var (pid, ppid) in parents)
-            {
-                if (ppid != parent) continue;
-                found.Add(pid);
-                queue.Enqueue(pid);
-            }
-        }
-        return found;
-    }
+    private static List<int> Descendants(int root) => ProcessTree.Descendants(root);
 
     private static string FindBin()
     {
@@ -230,6 +259,9 @@ public sealed class PostgresServer : IAsyncDisposable
             : null;
         return found ?? throw new InvalidOperationException("PostgreSQL server binaries not found in /usr/lib/postgresql/*/bin; set LOYALTY_TEST_PG_BIN (scripts/test.sh installs them)");
     }
+
+    private Task<int> RunAsUserAsync(string file, IReadOnlyList<string> arguments) =>
+        _asPostgresUser ? RunAsync("runuser", ["-u", "postgres", "--", file, .. arguments]) : RunAsync(file, arguments);
 
     private Task<int> RunPgAsync(string tool, IReadOnlyList<string> arguments, bool allowFailure = false) =>
         _asPostgresUser

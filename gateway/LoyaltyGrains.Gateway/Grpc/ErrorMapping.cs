@@ -14,10 +14,6 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
     /// <summary>Status details are cut to this length: a refused value is never echoed back whole.</summary>
     public const int DetailLengthMax = 512;
 
-    private static readonly System.Diagnostics.Metrics.Meter Meter = new("LoyaltyGrains", "1.0");
-    private static readonly System.Diagnostics.Metrics.Counter<long> Failures = Meter.CreateCounter<long>("loyalty.rpc.failures", "{call}",
-        "Calls answered with a non-OK gRPC status, by method and status (the error-rate alert divides these by all calls)");
-
     public override async Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context,
         UnaryServerMethod<TRequest, TResponse> continuation)
     {
@@ -71,8 +67,6 @@ public sealed class ErrorMappingInterceptor(ILogger<ErrorMappingInterceptor> log
                 "the call ended before the engine answered; retry with the same transaction_id"));
         }
         var status = StatusOf(ex);
-        Failures.Add(1, new KeyValuePair<string, object?>("method", context.Method),
-            new KeyValuePair<string, object?>("code", status.StatusCode.ToString().ToUpperInvariantSnake()));
         if (status.StatusCode == StatusCode.Internal)
         {
             logger.LogError(ex, "{Method} failed: {Status}", context.Method, status.StatusCode);

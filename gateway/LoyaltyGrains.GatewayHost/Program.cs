@@ -2,12 +2,21 @@ using LoyaltyGrains.Gateway;
 using LoyaltyGrains.Gateway.Auth;
 using LoyaltyGrains.GatewayHost;
 using LoyaltyGrains.Persistence;
-using OpenTelemetry.Metrics;
 using Orleans.Configuration;
 
 // Same settings style as the silo: Loyalty:* keys, LOYALTY_* environment variables win.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
-var settings = GatewaySettings.From(builder.Configuration);
+GatewaySettings settings;
+try
+{
+    settings = GatewaySettings.From(builder.Configuration);
+}
+catch (Exception ex) when (ex is InvalidOperationException or FormatException)
+{
+    // A bad or missing setting: one line naming it and exit 2, as the silo does; not an unhandled-exception abort.
+    await Console.Error.WriteLineAsync($"configuration: {ex.Message}");
+    return 2;
+}
 
 // h2c by default (TLS at the load balancer), or TLS here with Loyalty:Tls:CertificatePath, as on a silo.
 var tls = TlsSettings.From(builder.Configuration);
@@ -26,7 +35,7 @@ builder.UseOrleansClient(client =>
 });
 
 builder.Services.AddLoyaltyGateway();
-// Admin calls and redemptions made through this gateway are audited in the same table as the silos' (gateway/Auth).
+// Admin calls and redemptions made through this gateway are audited in the same table as the silos' (the gateway library's Auth/).
 builder.Services.AddSingleton<LoyaltyGrains.Gateway.Auth.IAuditStore>(new LoyaltyGrains.Gateway.Auth.PostgresAuditStore(settings.PostgresConnectionString));
 // Analytics (figures and what-if replay) read the same ledger database.
 builder.Services.AddSingleton(new LoyaltyGrains.Analytics.AnalyticsDatabase(settings.PostgresConnectionString));
@@ -34,10 +43,7 @@ builder.Services.AddHealthChecks().AddCheck<ClusterHealthCheck>(ClusterHealthChe
 // Services start together: Kestrel listens (liveness answers, /readyz says not ready) while the Orleans client still waits
 // for a silo, so a gateway installed before its silos is not restarted by its liveness probe.
 builder.Services.Configure<HostOptions>(options => (options.ShutdownTimeout, options.ServicesStartConcurrently) = (settings.ShutdownTimeout, true));
-builder.Services.AddOpenTelemetry().WithMetrics(metrics => metrics
-    .AddMeter("LoyaltyGrains", "Microsoft.Orleans", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.Server.Kestrel")
-    .AddRuntimeInstrumentation()
-    .AddPrometheusExporter());
+builder.Services.AddLoyaltyTelemetry("loyaltygrains-gateway");
 
 var app = builder.Build();
 app.MapLoyaltyGateway();

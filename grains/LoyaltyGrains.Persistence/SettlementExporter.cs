@@ -1,62 +1,58 @@
 using System.Globalization;
 using System.Text;
+using LoyaltyGrains.Domain;
 using Npgsql;
 
-namespace LoyaltyGrains.Silo;
+namespace LoyaltyGrains.Persistence;
+
+/// <summary>What a running engine's Offers.GetPayouts answered for the period: net per partner and day, and each partner's undelivered events.</summary>
+public sealed record EnginePayouts(Dictionary<(string Partner, DateOnly Day), long> Net, Dictionary<string, long> Undelivered);
+
+/// <summary>What an export wrote and what did not reconcile (empty when everything did).</summary>
+public sealed record SettlementExportResult(int Partners, int PayoutLines, int JournalLines, int ReconciliationChecks, IReadOnlyList<string> Problems)
+{
+    public bool Reconciled => Problems.Count == 0;
+}
 
 /// <summary>
-/// `export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR` (PostgreSQL mode, LOYALTY_POSTGRES): per-partner payout statements
-/// and the programme's double-entry journal for the UTC days from..to (both included), as CSV, computed from the ledger
-/// (the truth) and reconciled against it and against the delivered payouts. Columns: docs/SETTLEMENT.md.
-/// With `--engine URL` (and a token with the admin role in LOYALTY_TOKEN), it also asks the running engine's
-/// Offers.GetPayouts for every partner and reconciles those figures too.
-/// Exit 0 when everything reconciles, 1 when something does not (the files are still written), 2 on bad arguments.
+/// The accounting export (docs/SETTLEMENT.md): per-partner payout statements and the programme's double-entry journal for
+/// the UTC days from..to (both included), as CSV files, computed from the ledger (the truth) and reconciled against it,
+/// against the delivered payouts and, when asked, against a running engine's GetPayouts. The files are written whether
+/// or not everything reconciles; the result lists what did not.
 /// </summary>
-public static class SettlementExport
+public sealed class SettlementExporter(string connectionString)
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false);
 
-    /// <summary>Ledger kinds in the journal, by the number stored (EntryKind), and the entry type each books as.</summary>
-    private static readonly Dictionary<short, string> EntryTypes = new()
+    /// <summary>Ledger kinds in the journal and the entry type each books as.</summary>
+    private static readonly Dictionary<EntryKind, string> EntryTypes = new()
     {
-        [3] = "accrual", [4] = "accrual", [17] = "referral", [8] = "clawback", [11] = "redemption", [12] = "redemption_refund", [16] = "expiry",
+        [EntryKind.Capture] = "accrual", [EntryKind.ForcePost] = "accrual", [EntryKind.ReferralBonus] = "referral", [EntryKind.Refund] = "clawback",
+        [EntryKind.Redeem] = "redemption", [EntryKind.RedeemRefund] = "redemption_refund", [EntryKind.ExpireLots] = "expiry",
     };
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>
+    /// Writes payouts.csv, statement-&lt;partner&gt;.csv, journal.csv and reconciliation.csv into <paramref name="outDir"/>
+    /// (created if missing). <paramref name="askEngine"/>, when given, is called once with the period's partners and the
+    /// period's bounds [start, end) and answers what the engine's GetPayouts says.
+    /// </summary>
+    public async Task<SettlementExportResult> ExportAsync(DateOnly from, DateOnly to, string outDir,
+        Func<IReadOnlyList<string>, DateTime, DateTime, Task<EnginePayouts>>? askEngine = null, CancellationToken cancellationToken = default)
     {
-        string? Arg(string name)
-        {
-            var i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-        }
-        if (!DateOnly.TryParseExact(Arg("--from") ?? "", "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var from)
-            || !DateOnly.TryParseExact(Arg("--to") ?? "", "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var to)
-            || to < from || Arg("--out") is not { Length: > 0 } outDir)
-        {
-            await Console.Error.WriteLineAsync("usage: export --from YYYY-MM-DD --to YYYY-MM-DD --out DIR [--engine URL]   (UTC days, both included; reads LOYALTY_POSTGRES, and LOYALTY_TOKEN with --engine)");
-            return 2;
-        }
-        if (Environment.GetEnvironmentVariable("LOYALTY_POSTGRES") is not { Length: > 0 } postgres)
-        {
-            await Console.Error.WriteLineAsync("export: LOYALTY_POSTGRES is not set (the export reads the PostgreSQL ledger)");
-            return 2;
-        }
+        if (to < from) throw new ArgumentException($"the period ends ({to:yyyy-MM-dd}) before it starts ({from:yyyy-MM-dd})", nameof(to));
         Directory.CreateDirectory(outDir);
         var start = from.ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
         var end = to.AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc);
-        await using var source = NpgsqlDataSource.Create(postgres);
+        await using var source = NpgsqlDataSource.Create(connectionString);
 
         var problems = new List<string>();
-        var statements = await StatementsAsync(source, start, end);
+        var statements = await StatementsAsync(source, start, end, cancellationToken);
+        var partners = statements.Select(s => s.Partner).Distinct(StringComparer.Ordinal).ToList();
         var payoutRows = await WritePayoutsAsync(outDir, statements);
-        var (journalRows, liability) = await WriteJournalAsync(source, outDir, start, end);
-        var engine = Arg("--engine") is { Length: > 0 } url ? await EnginePayoutsAsync(url, statements, start, end) : null;
-        var reconciliation = await ReconcileAsync(source, outDir, start, end, statements, liability, engine, problems);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"export {from:yyyy-MM-dd}..{to:yyyy-MM-dd}: {statements.Select(s => s.Partner).Distinct().Count()} partners, {payoutRows} payout lines, " +
-            $"{journalRows} journal lines, {reconciliation} reconciliation checks, {problems.Count} not reconciled -> {outDir}"));
-        foreach (var problem in problems) await Console.Error.WriteLineAsync("export: not reconciled: " + problem);
-        return problems.Count == 0 ? 0 : 1;
+        var (journalRows, liability) = await WriteJournalAsync(source, outDir, start, end, cancellationToken);
+        var engine = askEngine is null ? null : await askEngine(partners, start, end);
+        var reconciliation = await ReconcileAsync(source, outDir, start, end, statements, liability, engine, problems, cancellationToken);
+        return new SettlementExportResult(partners.Count, payoutRows, journalRows, reconciliation, problems);
     }
 
     private sealed record Statement(string Partner, DateOnly Day, long Accrued, long ClawedBack, long Redeemed, long Events)
@@ -64,7 +60,7 @@ public static class SettlementExport
         public long Net => Accrued - ClawedBack - Redeemed;
     }
 
-    private static async Task<List<Statement>> StatementsAsync(NpgsqlDataSource source, DateTime start, DateTime end)
+    private static async Task<List<Statement>> StatementsAsync(NpgsqlDataSource source, DateTime start, DateTime end, CancellationToken cancellationToken)
     {
         await using var command = source.CreateCommand("""
             SELECT partner_id, day, accrued_minor, clawed_back_minor, redeemed_minor, events
@@ -73,8 +69,8 @@ public static class SettlementExport
         command.Parameters.Add(new NpgsqlParameter { Value = start });
         command.Parameters.Add(new NpgsqlParameter { Value = end });
         var rows = new List<Statement>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
         {
             rows.Add(new Statement(reader.GetString(0), reader.GetFieldValue<DateOnly>(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5)));
         }
@@ -112,7 +108,7 @@ public static class SettlementExport
     /// journal.csv: per UTC day, entry type and funder, one balanced entry of two lines; bonus_liability is always one side.
     /// Returns the lines written and each day's net credit to bonus_liability.
     /// </summary>
-    private static async Task<(int Rows, Dictionary<DateOnly, long> Liability)> WriteJournalAsync(NpgsqlDataSource source, string outDir, DateTime start, DateTime end)
+    private static async Task<(int Rows, Dictionary<DateOnly, long> Liability)> WriteJournalAsync(NpgsqlDataSource source, string outDir, DateTime start, DateTime end, CancellationToken cancellationToken)
     {
         await using var command = source.CreateCommand("""
             SELECT (l.recorded_at AT TIME ZONE 'UTC')::date, l.kind, line->>'partnerId', sum((line->>'amountMinor')::bigint)::bigint
@@ -124,14 +120,14 @@ public static class SettlementExport
             """);
         command.Parameters.Add(new NpgsqlParameter { Value = start });
         command.Parameters.Add(new NpgsqlParameter { Value = end });
-        command.Parameters.Add(new NpgsqlParameter { Value = EntryTypes.Keys.ToArray() });
-        // Kinds 3 and 4 both book as "accrual": merged per day and funder before the entries are numbered.
+        command.Parameters.Add(new NpgsqlParameter { Value = EntryTypes.Keys.Select(kind => (short)kind).ToArray() });
+        // Captures and force posts both book as "accrual": merged per day and funder before the entries are numbered.
         var sums = new SortedDictionary<(DateOnly Day, string Type, string Funder), long>();
-        await using (var reader = await command.ExecuteReaderAsync())
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
         {
-            while (await reader.ReadAsync())
+            while (await reader.ReadAsync(cancellationToken))
             {
-                var key = (reader.GetFieldValue<DateOnly>(0), EntryTypes[reader.GetInt16(1)], reader.IsDBNull(2) ? "" : reader.GetString(2));
+                var key = (reader.GetFieldValue<DateOnly>(0), EntryTypes[(EntryKind)reader.GetInt16(1)], reader.IsDBNull(2) ? "" : reader.GetString(2));
                 sums[key] = sums.GetValueOrDefault(key) + reader.GetInt64(3);
             }
         }
@@ -166,33 +162,12 @@ public static class SettlementExport
     };
 
     /// <summary>
-    /// reconciliation.csv: each day's journal movement of bonus_liability against the ledger's available deltas, and each
-    /// partner-day's statement against the delivered payouts (undelivered events named, not counted as a difference).
+    /// reconciliation.csv: each day's journal movement of bonus_liability against the ledger's available deltas, each
+    /// partner-day's statement against the delivered payouts (undelivered events named, not counted as a difference),
+    /// and, when given, against the engine's GetPayouts.
     /// </summary>
-    /// <summary>What the engine's GetPayouts answers, per partner and day (net), and each partner's undelivered events.</summary>
-    private sealed record EnginePayouts(Dictionary<(string, DateOnly), long> Net, Dictionary<string, long> Undelivered);
-
-    private static async Task<EnginePayouts> EnginePayoutsAsync(string url, List<Statement> statements, DateTime start, DateTime end)
-    {
-        using var channel = Grpc.Net.Client.GrpcChannel.ForAddress(url);
-        var offers = new LoyaltyGrains.Gateway.V1.Offers.OffersClient(channel);
-        var headers = new Grpc.Core.Metadata();
-        if (Environment.GetEnvironmentVariable("LOYALTY_TOKEN") is { Length: > 0 } token) headers.Add("authorization", "Bearer " + token);
-        var result = new EnginePayouts([], new Dictionary<string, long>(StringComparer.Ordinal));
-        foreach (var partner in statements.Select(s => s.Partner).Distinct(StringComparer.Ordinal))
-        {
-            var statement = await offers.GetPayoutsAsync(new LoyaltyGrains.Gateway.V1.GetPayoutsRequest
-            {
-                PartnerId = partner, From = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(start), To = Google.Protobuf.WellKnownTypes.Timestamp.FromDateTime(end),
-            }, headers, DateTime.UtcNow.AddSeconds(30));
-            foreach (var line in statement.Lines) result.Net[(partner, DateOnly.ParseExact(line.Day, "yyyy-MM-dd", CultureInfo.InvariantCulture))] = line.NetMinor;
-            result.Undelivered[partner] = statement.UndeliveredEvents;
-        }
-        return result;
-    }
-
     private static async Task<int> ReconcileAsync(NpgsqlDataSource source, string outDir, DateTime start, DateTime end, List<Statement> statements,
-        Dictionary<DateOnly, long> liability, EnginePayouts? engine, List<string> problems)
+        Dictionary<DateOnly, long> liability, EnginePayouts? engine, List<string> problems, CancellationToken cancellationToken)
     {
         var csv = new Csv(["check", "day", "partner_id", "expected_minor", "expected", "actual_minor", "actual", "difference_minor", "difference", "note"]);
         await using (var command = source.CreateCommand("""
@@ -202,9 +177,9 @@ public static class SettlementExport
         {
             command.Parameters.Add(new NpgsqlParameter { Value = start });
             command.Parameters.Add(new NpgsqlParameter { Value = end });
-            await using var reader = await command.ExecuteReaderAsync();
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             var seen = new HashSet<DateOnly>();
-            while (await reader.ReadAsync())
+            while (await reader.ReadAsync(cancellationToken))
             {
                 var day = reader.GetFieldValue<DateOnly>(0);
                 seen.Add(day);
@@ -221,8 +196,8 @@ public static class SettlementExport
         {
             command.Parameters.Add(new NpgsqlParameter { Value = DateOnly.FromDateTime(start) });
             command.Parameters.Add(new NpgsqlParameter { Value = DateOnly.FromDateTime(end) });
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) delivered[(reader.GetString(0), reader.GetFieldValue<DateOnly>(1))] = (reader.GetInt64(2), reader.GetInt64(3));
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) delivered[(reader.GetString(0), reader.GetFieldValue<DateOnly>(1))] = (reader.GetInt64(2), reader.GetInt64(3));
         }
         var undelivered = new Dictionary<(string, DateOnly), long>();
         await using (var command = source.CreateCommand("""
@@ -232,8 +207,8 @@ public static class SettlementExport
         {
             command.Parameters.Add(new NpgsqlParameter { Value = start });
             command.Parameters.Add(new NpgsqlParameter { Value = end });
-            await using var reader = await command.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) undelivered[(reader.GetString(0), reader.GetFieldValue<DateOnly>(1))] = reader.GetInt64(2);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken)) undelivered[(reader.GetString(0), reader.GetFieldValue<DateOnly>(1))] = reader.GetInt64(2);
         }
         var keys = statements.Select(s => (s.Partner, s.Day)).Union(delivered.Keys).Distinct().OrderBy(k => k.Item1, StringComparer.Ordinal).ThenBy(k => k.Item2);
         foreach (var key in keys)
@@ -249,7 +224,7 @@ public static class SettlementExport
             {
                 var expected = statements.FirstOrDefault(s => s.Partner == key.Item1 && s.Day == key.Item2)?.Net ?? 0;
                 var waiting = engine.Undelivered.GetValueOrDefault(key.Item1);
-                Check("get_payouts_net", key.Item2, key.Item1, expected, engine.Net.GetValueOrDefault(key),
+                Check("get_payouts_net", key.Item2, key.Item1, expected, engine.Net.GetValueOrDefault((key.Item1, key.Item2)),
                     waiting > 0 ? $"{waiting} events of the partner not yet delivered" : "ledger statement vs the engine's GetPayouts", lagOnly: waiting > 0);
             }
         }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using Google.Protobuf.WellKnownTypes;
 using Grpc.Core;
@@ -5,20 +6,52 @@ using Grpc.Net.Client;
 using LoyaltyGrains.Domain;
 using LoyaltyGrains.Gateway.V1;
 
-namespace LoyaltyGrains.Silo;
+using Microsoft.Extensions.Configuration;
+
+namespace LoyaltyGrains.Cli;
 
 /// <summary>
 /// `demo`: a short realistic day of card transactions against a running engine over gRPC, printing every reply and the
-/// balances at the end, so a newcomer sees the whole lifecycle without another tool.
+/// balances at the end, so a newcomer sees the whole lifecycle without another tool. An engine that refuses the token is a
+/// usage error (2: start both with the same key, or pass --token); one that cannot be reached a runtime failure (1).
 /// </summary>
 public static class DemoDay
 {
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>The demo's regulars: seeded by the embedded engine, enrolled by the demo when a durable engine lacks them.</summary>
+    public static readonly (string MemberId, bool Premium, string CardId, string[] Categories)[] Members =
+    [
+        ("anna", false, "card-anna-1", ["restaurants", "supermarkets", "fuel"]),
+        ("boris", true, "card-boris-1", ["electronics", "taxi", "pharmacy", "clothes"]),
+        ("vera", false, "card-vera-1", ["travel", "entertainment", "beauty"]),
+    ];
+
+    public static Command Create()
     {
-        var targetIndex = Array.IndexOf(args, "--target");
-        var target = targetIndex >= 0 && targetIndex + 1 < args.Length ? args[targetIndex + 1] : "http://127.0.0.1:5000";
-        Verbose = args.Contains("--verbose");
-        if (DemoToken(args) is not { } token) return 2;
+        var target = new Option<string>("--target") { Description = "the engine's gRPC address", HelpName = "URL", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
+        target.Validators.Add(result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+            {
+                result.AddError($"--target: '{text}' is not an http:// or https:// address like http://127.0.0.1:5000");
+            }
+        });
+        var token = new Option<string>("--token") { Description = "an admin+processor token (default: one minted with this machine's key)", HelpName = "JWT" };
+        var verbose = new Option<bool>("--verbose") { Description = "print every request and reply as JSON" };
+        var command = new Command("demo",
+            "A short realistic day of card transactions against a running engine (enroll, issue a card, authorize, capture, retry, reverse, refund, " +
+            "an excluded MCC, a bad amount, a force post), then the balances.")
+        {
+            target, token, verbose,
+        };
+        command.SetAction((parsed, _) => RunAsync(parsed.GetRequiredValue(target), parsed.GetValue(token), parsed.GetValue(verbose)));
+        return command;
+    }
+
+    public static async Task<int> RunAsync(string target, string? givenToken, bool verbose)
+    {
+        Verbose = verbose;
+        if ((givenToken ?? DemoToken()) is not { } token) return LoyaltyCommandLine.UsageError;
         using var channel = LoyaltyGrains.Gateway.Auth.BearerTokenHandler.Channel(target, token);
         var processing = new Processing.ProcessingClient(channel);
         Balances = new Balances.BalancesClient(channel);
@@ -66,12 +99,12 @@ public static class DemoDay
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Unauthenticated)
         {
             Console.Error.WriteLine($"The engine at {target} refused the demo's token ({ex.Status.Detail}): start both with the same key, or pass --token.");
-            return 2;
+            return LoyaltyCommandLine.UsageError;
         }
         catch (RpcException ex) when (ex.StatusCode == StatusCode.Unavailable)
         {
-            Console.Error.WriteLine($"The engine at {target} is not reachable: start it first with `dotnet run --project silo` ({ex.Status.Detail}).");
-            return 2;
+            Console.Error.WriteLine($"The engine at {target} is not reachable: start it first with `dotnet run --project silo -c Release` ({ex.Status.Detail}).");
+            return LoyaltyCommandLine.RuntimeFailure;
         }
 
         Console.WriteLine("\nBalances:");
@@ -88,10 +121,8 @@ public static class DemoDay
     /// --token, else a short-lived operator+processor token signed with this machine's key (the one the engine started
     /// with: LOYALTY_AUTH_SIGNING_KEY, Loyalty:Auth:SigningKey or the development key).
     /// </summary>
-    private static string? DemoToken(string[] args)
+    private static string? DemoToken()
     {
-        var index = Array.IndexOf(args, "--token");
-        if (index >= 0 && index + 1 < args.Length) return args[index + 1];
         var configuration = new ConfigurationBuilder().SetBasePath(AppContext.BaseDirectory).AddJsonFile("appsettings.json", optional: true).AddEnvironmentVariables().Build();
         var key = SigningKeySource.Resolve(configuration);
         if (key.Key is null)
@@ -107,7 +138,7 @@ public static class DemoDay
     private static async Task EnsureCastAsync(Admin.AdminClient admin, Balances.BalancesClient balances)
     {
         var month = MonthKey.Of(DateTimeOffset.UtcNow, ProgramConfig.Default.UtcOffsetMinutes).ToString();
-        foreach (var (memberId, premium, cardId, categories) in DemoSeeder.Members)
+        foreach (var (memberId, premium, cardId, categories) in Members)
         {
             await admin.EnrollMemberAsync(new EnrollMemberRequest { MemberId = memberId, Premium = premium });
             await admin.IssueCardAsync(new IssueCardRequest { CardId = cardId, MemberId = memberId });

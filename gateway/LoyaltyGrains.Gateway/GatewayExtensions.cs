@@ -9,7 +9,7 @@ namespace LoyaltyGrains.Gateway;
 
 public static class GatewayExtensions
 {
-    /// <summary>gRPC services, error mapping, bearer-token security (gateway/Auth), health and reflection. Needs an IGrainFactory (silo or Orleans client).</summary>
+    /// <summary>gRPC services, error mapping, bearer-token security (Auth/), health and reflection. Needs an IGrainFactory (silo or Orleans client).</summary>
     public static IServiceCollection AddLoyaltyGateway(this IServiceCollection services)
     {
         services.TryAddSingleton(TimeProvider.System);
@@ -31,6 +31,7 @@ public static class GatewayExtensions
         }).AddCheck("engine", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy());
         services.AddGrpcReflection();
         services.AddLoyaltySecurity();
+        services.AddGatewayMetrics();
         return services;
     }
 

@@ -7,7 +7,7 @@ using Microsoft.Extensions.Logging;
 
 namespace LoyaltyGrains.Gateway;
 
-/// <summary>What every process serving loyalty.v1 sets up alike (the silo's co-hosted gateway and gateway/Host).</summary>
+/// <summary>What every process serving loyalty.v1 sets up alike (the silo's co-hosted gateway and the gateway host, gateway/LoyaltyGrains.GatewayHost).</summary>
 public static class NodeHosting
 {
     /// <summary>

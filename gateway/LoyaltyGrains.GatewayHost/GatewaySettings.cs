@@ -15,13 +15,17 @@ public sealed record GatewaySettings(IPAddress ListenAddress, int GrpcPort, int 
         var postgres = Text(configuration, "ConnectionStrings:Postgres", "LOYALTY_POSTGRES")
             ?? throw new InvalidOperationException("a gateway finds the silos through PostgreSQL membership: set LOYALTY_POSTGRES or ConnectionStrings:Postgres");
         return new GatewaySettings(
-            IPAddress.Parse(Text(configuration, "Loyalty:ListenAddress", "LOYALTY_LISTEN_ADDRESS") ?? "127.0.0.1"),
+            Address(Text(configuration, "Loyalty:ListenAddress", "LOYALTY_LISTEN_ADDRESS") ?? "127.0.0.1"),
             Port(configuration, "Loyalty:GrpcPort", "LOYALTY_GRPC_PORT", 5000),
             Port(configuration, "Loyalty:MetricsPort", "LOYALTY_METRICS_PORT", 9464),
             postgres)
         {
             ClusterId = Text(configuration, "Loyalty:ClusterId", "LOYALTY_CLUSTER_ID") ?? "loyalty",
-            ShutdownTimeout = TimeSpan.TryParse(configuration["Loyalty:ShutdownTimeout"], CultureInfo.InvariantCulture, out var timeout) ? timeout : TimeSpan.FromSeconds(30),
+            ShutdownTimeout = configuration["Loyalty:ShutdownTimeout"] is not { } shutdown
+                ? TimeSpan.FromSeconds(30)
+                : TimeSpan.TryParse(shutdown, CultureInfo.InvariantCulture, out var timeout) && timeout > TimeSpan.Zero
+                    ? timeout
+                    : throw new InvalidOperationException($"Loyalty:ShutdownTimeout = '{shutdown}' is not a positive duration like 00:00:30"),
         };
     }
 
@@ -31,6 +35,11 @@ public sealed record GatewaySettings(IPAddress ListenAddress, int GrpcPort, int 
         if (string.IsNullOrWhiteSpace(value)) value = key.StartsWith("ConnectionStrings:", StringComparison.Ordinal) ? configuration.GetConnectionString(key["ConnectionStrings:".Length..]) : configuration[key];
         return string.IsNullOrWhiteSpace(value) ? null : value;
     }
+
+    private static IPAddress Address(string text) =>
+        IPAddress.TryParse(text, out var address)
+            ? address
+            : throw new InvalidOperationException($"Loyalty:ListenAddress / LOYALTY_LISTEN_ADDRESS: '{text}' is not an IP address (e.g. 127.0.0.1, 0.0.0.0)");
 
     private static int Port(IConfiguration configuration, string key, string variable, int fallback)
     {
