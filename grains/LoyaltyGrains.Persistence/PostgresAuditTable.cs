@@ -38,7 +38,14 @@ public sealed class PostgresAuditTable(string connectionString) : IAsyncDisposab
         Add(command, NpgsqlDbType.Text, rows.Select(r => r.Detail).ToArray());
         Add(command, NpgsqlDbType.Text, rows.Select(r => r.Peer).ToArray());
         Add(command, NpgsqlDbType.Text, rows.Select(r => r.Node).ToArray());
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        try
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+        catch (Exception ex) when (PostgresFaults.RenewConnectionsIfUnavailable(ex, _source))
+        {
+            // Never entered: the filter drops dead pooled connections (a failed-over primary) and the caller retries.
+        }
     }
 
     private static void Add<T>(NpgsqlCommand command, NpgsqlDbType type, T[] values) =>

@@ -160,6 +160,7 @@ public sealed class AuditLog : BackgroundService
     private async Task WriteWithRetriesAsync(List<Pending> batch, CancellationToken stoppingToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
+        var failures = 0;
         while (true)
         {
             try
@@ -168,13 +169,25 @@ public sealed class AuditLog : BackgroundService
                 Interlocked.Add(ref _written, batch.Count);
                 foreach (var pending in batch) pending.Done.TrySetResult();
                 _slots.Release(batch.Count);
+                if (failures > 0) _logger.LogInformation("audit store writes again after {Failures} failed attempts", failures);
                 return;
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 // Kept and retried: the slots stay taken, so a store that stays down fills the queue and audited calls
-                // are refused before they run instead of running unaudited.
-                _logger.LogError(ex, "audit store failed for {Count} records; retrying in {Delay} ms", batch.Count, delay.TotalMilliseconds);
+                // are refused before they run instead of running unaudited. One line when the failure starts (with the
+                // stack only when it is not the database being away), the rest at debug: an outage does not flood the log.
+                if (failures++ == 0)
+                {
+                    if (Contracts.Faults.IsUnavailable(ex))
+                        _logger.LogWarning("audit store unavailable ({Reason}); {Count} records kept and retried with back-off", ex.GetBaseException().Message, batch.Count);
+                    else
+                        _logger.LogError(ex, "audit store failed for {Count} records; kept and retried with back-off", batch.Count);
+                }
+                else
+                {
+                    _logger.LogDebug("audit store still failing (attempt {Attempt}): {Reason}", failures, ex.GetBaseException().Message);
+                }
                 await Task.Delay(delay, stoppingToken);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }

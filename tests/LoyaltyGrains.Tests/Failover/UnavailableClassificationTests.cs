@@ -44,7 +44,9 @@ public sealed class UnavailableClassificationTests
     [Fact]
     public async Task A_write_on_a_read_only_session_is_unavailable()
     {
-        await using var connection = new NpgsqlConnection(TestDatabase.ServerConnectionString());
+        // Unpooled: the session setting must not go back to the pool, where other tests would inherit a read-only session.
+        var unpooled = new NpgsqlConnectionStringBuilder(TestDatabase.ServerConnectionString()) { Pooling = false }.ConnectionString;
+        await using var connection = new NpgsqlConnection(unpooled);
         await connection.OpenAsync();
         await using var readOnly = new NpgsqlCommand("SET default_transaction_read_only = on", connection);
         await readOnly.ExecuteNonQueryAsync();
