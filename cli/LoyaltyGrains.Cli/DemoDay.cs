@@ -30,7 +30,9 @@ public static class DemoDay
         var target = new Option<string>("--target") { Description = "the engine's gRPC address", HelpName = "URL", DefaultValueFactory = _ => "http://127.0.0.1:5000" };
         target.Validators.Add(result =>
         {
-            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            // Validators run for the default too (no tokens then): only an address the user gave is checked.
+            if (result.Tokens.Count == 0) return;
+            var text = result.Tokens[0].Value;
             if (!Uri.TryCreate(text, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
             {
                 result.AddError($"--target: '{text}' is not an http:// or https:// address like http://127.0.0.1:5000");

@@ -62,6 +62,15 @@ public sealed class CommandLineTests
         Assert.Contains(expected, Assert.Single(result.ErrorLines), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Demo_without_a_target_uses_the_default_address_instead_of_refusing_it()
+    {
+        // The README's `-- demo`: the default address is used, whether or not an engine answers there (exit 0 or 1).
+        var result = await SiloVerb.RunAsync(["demo"]);
+        Assert.True(result.Exit != 2, result.ToString());
+        Assert.DoesNotContain(result.ErrorLines, line => line.Contains("--target", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("LOYALTY_GRPC_PORT", "abc", "LOYALTY_GRPC_PORT = 'abc' is not a TCP port")]
     [InlineData("LOYALTY_METRICS_PORT", "70000", "LOYALTY_METRICS_PORT = '70000' is not a TCP port")]
